@@ -1,0 +1,48 @@
+"""The ASGI application. Nothing connects at import time; `create_app` wires one process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from retrace_server import __version__
+from retrace_server.auth.jwt import JwtVerifier
+from retrace_server.config import Settings
+from retrace_server.db.engine import Database
+from retrace_server.errors import install_error_handlers
+from retrace_server.jsonutil import JsonResponse
+from retrace_server.middleware import RequestContextMiddleware
+from retrace_server.traces.router import router as traces_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Retrace server",
+        version=__version__,
+        description="Record, search, share, fork and replay AI-agent runs.",
+        default_response_class=JsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.jwt = JwtVerifier(settings)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    @app.get("/health", summary="Liveness probe", tags=["meta"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(traces_router)
+    return app

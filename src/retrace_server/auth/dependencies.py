@@ -1,0 +1,95 @@
+"""Who is calling: an API key (`x-retrace-key`) or a Bearer JWT."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+
+from retrace_server.auth.keys import hash_key
+from retrace_server.auth.models import ApiKey, User
+from retrace_server.auth.users import ensure_user
+from retrace_server.db.engine import Database
+from retrace_server.db.types import utcnow
+from retrace_server.errors import ApiError
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: str
+    tier: str
+    auth_method: Literal["api_key", "jwt"]
+    api_key_id: str | None = None
+
+
+async def authenticate(request: Request) -> CurrentUser | None:
+    """The caller, or None when no credentials were sent. Bad credentials raise 401."""
+    db: Database = request.app.state.db
+    key = request.headers.get("x-retrace-key")
+    if key:
+        user = await _user_from_key(db, key)
+    else:
+        authorization = request.headers.get("authorization")
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _auth_failed(request, "Authorization header must be `Bearer <jwt>`")
+        try:
+            claims = await request.app.state.jwt.verify(token.strip())
+        except ApiError as exc:
+            raise _auth_failed(request, exc.message) from None
+        user = await _user_from_claims(db, claims["sub"])
+    if user is None:
+        raise _auth_failed(request, "Invalid API key")
+    request.state.user = user
+    return user
+
+
+def _auth_failed(request: Request, message: str) -> ApiError:
+    hook = getattr(request.app.state, "on_auth_failure", None)
+    if hook is not None:
+        hook(request)
+    return ApiError(401, message)
+
+
+async def _user_from_key(db: Database, key: str) -> CurrentUser | None:
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(ApiKey.id, ApiKey.user_id, ApiKey.last_used_at, User.tier)
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+            )
+        ).first()
+    if row is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        async with db.write() as session:
+            await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+    return CurrentUser(id=row.user_id, tier=row.tier, auth_method="api_key", api_key_id=row.id)
+
+
+async def _user_from_claims(db: Database, user_id: str) -> CurrentUser:
+    async with db.read() as session:
+        tier = (await session.execute(select(User.tier).where(User.id == user_id))).scalar_one_or_none()
+    if tier is None:
+        async with db.write() as session:
+            tier = (await ensure_user(session, user_id=user_id)).tier
+    return CurrentUser(id=user_id, tier=tier, auth_method="jwt")
+
+
+async def require_user(request: Request) -> CurrentUser:
+    user = await authenticate(request)
+    if user is None:
+        raise ApiError(401, "Authentication required: send `x-retrace-key: rt_live_...` or `Authorization: Bearer <jwt>`")
+    return user
+
+
+UserDep = Annotated[CurrentUser, Depends(require_user)]

@@ -1,0 +1,4 @@
+from retrace_server.db.base import Base
+from retrace_server.db.engine import Database
+
+__all__ = ["Base", "Database"]

@@ -1,0 +1,99 @@
+"""Database engine and sessions, with SQLite tuned for a single busy writer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from retrace_server.config import Settings
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={"timeout": 30, "isolation_level": None},
+            pool_size=pool_size,
+        )
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    # The driver runs in autocommit mode so that we choose how transactions begin: writers take
+    # the write lock up front (BEGIN IMMEDIATE), which avoids SQLITE_BUSY on lock upgrades
+    # between processes that share the file.
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("sqlite_immediate"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """Owns the engine of one process; hands out read sessions and serialised write sessions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+        self.is_sqlite = settings.is_sqlite
+        self.engine = make_engine(self.url, pool_size=settings.database_pool_size)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
+        self._write_sessions = async_sessionmaker(writer, expire_on_commit=False)
+        # One SQLite file has one writer at a time; queueing writers here keeps them off the
+        # busy-wait inside the driver.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits atomically at the end of the block (or rolls back)."""
+        if self._write_lock is None:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._write_sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

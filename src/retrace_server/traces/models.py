@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from retrace_server.db.base import Base
+from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime, utcnow
+
+
+class Trace(Base):
+    __tablename__ = "traces"
+    __table_args__ = (
+        Index("ix_traces_user_started", "user_id", "started_at"),
+        Index("ix_traces_user_status_started", "user_id", "status", "started_at"),
+        Index("ix_traces_user_session_started", "user_id", "session_id", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    input: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    output: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonColumn, default=dict)
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    lossy: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_cost: Mapped[float] = mapped_column(Float, default=0.0)
+    total_duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    span_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Span(Base):
+    __tablename__ = "spans"
+    __table_args__ = (
+        UniqueConstraint("trace_id", "id", name="uq_spans_trace_id_id"),
+        Index("ix_spans_trace_started", "trace_id", "started_at"),
+        Index("ix_spans_user_started", "user_id", "started_at"),
+    )
+
+    # An integer row id lets full-text and vector indexes point at spans cheaply.
+    pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(128))
+    trace_id: Mapped[str] = mapped_column(ForeignKey("traces.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128))
+    parent_id: Mapped[str | None] = mapped_column(String(128))
+    span_type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(512), default="")
+    model: Mapped[str | None] = mapped_column(String(256))
+    input: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    output: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Float)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonColumn, default=dict)
+    agent_id: Mapped[str | None] = mapped_column(String(256))
+    parent_agent_id: Mapped[str | None] = mapped_column(String(256))
+    agent_role: Mapped[str | None] = mapped_column(String(256))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)

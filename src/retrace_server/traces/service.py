@@ -1,0 +1,315 @@
+"""Traces and their spans: ingestion with upserts and running totals, reads, deletion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrace_server.db.engine import Database
+from retrace_server.db.types import utcnow
+from retrace_server.errors import ApiError, not_found
+from retrace_server.pagination import Page
+from retrace_server.traces.models import Span, Trace
+from retrace_server.traces.schemas import SpanIn, TraceCreate, TraceFilters, TraceUpdate
+
+TRACE_COLUMNS = (
+    Trace.id,
+    Trace.name,
+    Trace.status,
+    Trace.input,
+    Trace.output,
+    Trace.metadata_.label("metadata"),
+    Trace.session_id,
+    Trace.error,
+    Trace.lossy,
+    Trace.started_at,
+    Trace.ended_at,
+    Trace.total_tokens,
+    Trace.total_cost,
+    Trace.total_duration_ms,
+    Trace.span_count,
+    Trace.created_at,
+    Trace.updated_at,
+)
+SPAN_COLUMNS = (
+    Span.id,
+    Span.trace_id,
+    Span.parent_id,
+    Span.span_type,
+    Span.name,
+    Span.model,
+    Span.input,
+    Span.output,
+    Span.input_tokens,
+    Span.output_tokens,
+    Span.cost,
+    Span.duration_ms,
+    Span.metadata_.label("metadata"),
+    Span.agent_id,
+    Span.parent_agent_id,
+    Span.agent_role,
+    Span.started_at,
+    Span.ended_at,
+    Span.error,
+)
+_SPAN_UPDATABLE = [c.key for c in Span.__table__.columns if c.key not in ("pk", "id", "trace_id", "user_id")]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _with_extras(metadata: dict[str, Any] | None, extras: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(metadata or {})
+    for key, value in extras.items():
+        merged.setdefault(key, value)
+    return merged
+
+
+def span_rows(spans: Sequence[SpanIn], *, trace_id: str, user_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Rows for the spans table; a span naming another trace is refused with its index."""
+    rows = []
+    for index, span in enumerate(spans):
+        if span.trace_id is not None and span.trace_id != trace_id:
+            raise ApiError(400, f"spans[{index}].trace_id: does not match the trace id {trace_id!r}")
+        rows.append(
+            {
+                "id": span.id or new_id(),
+                "trace_id": trace_id,
+                "user_id": user_id,
+                "parent_id": span.parent_id,
+                "span_type": span.span_type,
+                "name": span.name,
+                "model": span.model,
+                "input": span.input,
+                "output": span.output,
+                "input_tokens": span.input_tokens,
+                "output_tokens": span.output_tokens,
+                "cost": span.cost,
+                "duration_ms": span.duration_ms,
+                "metadata": _with_extras(span.metadata, span.extras()),
+                "agent_id": span.agent_id,
+                "parent_agent_id": span.parent_agent_id,
+                "agent_role": span.agent_role,
+                "started_at": span.started_at or now,
+                "ended_at": span.ended_at,
+                "error": span.error,
+            }
+        )
+    return rows
+
+
+def _latest_activity(rows: Sequence[dict[str, Any]], current: datetime | None) -> datetime | None:
+    latest = current
+    for row in rows:
+        moment = row["ended_at"] or row["started_at"]
+        if latest is None or moment > latest:
+            latest = moment
+    return latest
+
+
+async def upsert_spans(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Stores spans; a span id already stored in the trace is updated, not duplicated."""
+    if not rows:
+        return
+    # Column keys differ from attribute names only for `metadata`.
+    table = Span.__table__
+    dialect = session.bind.dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_fn(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.trace_id, table.c.id],
+        set_={key: getattr(stmt.excluded, key) for key in _SPAN_UPDATABLE},
+    )
+    # A batch may name one span twice (start, then end): the last one wins.
+    unique = list({row["id"]: row for row in rows}.values())
+    await session.execute(stmt, unique)
+
+
+async def refresh_totals(
+    session: AsyncSession,
+    *,
+    trace_id: str,
+    started_at: datetime,
+    ended_at: datetime | None,
+    last_activity_at: datetime | None,
+    client_totals: dict[str, Any],
+) -> None:
+    """Totals come from the stored spans; the client's figures stand in only where spans carry none."""
+    span_count, tokens, cost, has_tokens, has_cost = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(func.coalesce(Span.input_tokens, 0) + func.coalesce(Span.output_tokens, 0)), 0),
+                func.coalesce(func.sum(Span.cost), 0.0),
+                func.count(Span.input_tokens) + func.count(Span.output_tokens),
+                func.count(Span.cost),
+            ).where(Span.trace_id == trace_id)
+        )
+    ).one()
+    if ended_at is not None:
+        duration_ms = int((ended_at - started_at).total_seconds() * 1000)
+    elif client_totals.get("total_duration_ms") is not None:
+        duration_ms = client_totals["total_duration_ms"]
+    elif last_activity_at is not None:
+        duration_ms = int((last_activity_at - started_at).total_seconds() * 1000)
+    else:
+        duration_ms = 0
+    values: dict[str, Any] = {
+        "span_count": span_count,
+        "total_tokens": tokens if has_tokens else (client_totals.get("total_tokens") or 0),
+        "total_cost": float(cost) if has_cost else (client_totals.get("total_cost") or 0.0),
+        "total_duration_ms": max(0, duration_ms),
+        "last_activity_at": last_activity_at,
+        "updated_at": utcnow(),
+    }
+    await session.execute(update(Trace).where(Trace.id == trace_id).values(**values))
+
+
+async def create(db: Database, *, user_id: str, payload: TraceCreate) -> dict[str, Any]:
+    now = utcnow()
+    trace_id = payload.id or new_id()
+    started_at = payload.started_at or now
+    rows = span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
+    last_activity = _latest_activity(rows, None)
+    client_totals = payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"})
+    try:
+        async with db.write() as session:
+            exists = (await session.execute(select(Trace.id).where(Trace.id == trace_id))).first()
+            if exists is not None:
+                raise ApiError(409, f"Trace {trace_id!r} already exists; use PATCH /api/v1/traces/{{id}} to add to it")
+            await session.execute(
+                insert(Trace),
+                {
+                    "id": trace_id,
+                    "user_id": user_id,
+                    "name": payload.name,
+                    "status": payload.status,
+                    "input": payload.input,
+                    "output": payload.output,
+                    "metadata_": _with_extras(payload.metadata, payload.extras()),
+                    "session_id": payload.session_id,
+                    "error": payload.error,
+                    "lossy": payload.lossy,
+                    "started_at": started_at,
+                    "ended_at": payload.ended_at,
+                    "last_activity_at": last_activity,
+                    "total_tokens": 0,
+                    "total_cost": 0.0,
+                    "total_duration_ms": 0,
+                    "span_count": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            await upsert_spans(session, rows)
+            await refresh_totals(
+                session,
+                trace_id=trace_id,
+                started_at=started_at,
+                ended_at=payload.ended_at,
+                last_activity_at=last_activity,
+                client_totals=client_totals,
+            )
+            return await _trace_dict(session, trace_id)
+    except IntegrityError:
+        # Two processes created the same id at once (PostgreSQL); the loser sees a conflict.
+        raise ApiError(409, f"Trace {trace_id!r} already exists") from None
+
+
+async def update_trace(db: Database, *, user_id: str, trace_id: str, payload: TraceUpdate) -> dict[str, Any]:
+    now = utcnow()
+    given = payload.model_fields_set
+    rows = span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
+    async with db.write() as session:
+        trace = (
+            await session.execute(select(Trace).where(Trace.id == trace_id, Trace.user_id == user_id))
+        ).scalar_one_or_none()
+        if trace is None:
+            raise not_found("Trace")
+        for field in ("name", "status", "output", "session_id", "error", "ended_at", "started_at"):
+            if field in given:
+                setattr(trace, field, getattr(payload, field))
+        if payload.lossy is not None:
+            trace.lossy = trace.lossy or payload.lossy
+        extras = payload.extras()
+        if "metadata" in given or extras:
+            trace.metadata_ = {**(trace.metadata_ or {}), **(payload.metadata or {}), **extras}
+        if trace.status != "running" and trace.ended_at is None:
+            trace.ended_at = now
+        await session.flush()
+        await upsert_spans(session, rows)
+        await refresh_totals(
+            session,
+            trace_id=trace_id,
+            started_at=trace.started_at,
+            ended_at=trace.ended_at,
+            last_activity_at=_latest_activity(rows, trace.last_activity_at),
+            client_totals=payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"}),
+        )
+        return await _trace_dict(session, trace_id)
+
+
+async def _trace_dict(session: AsyncSession, trace_id: str) -> dict[str, Any]:
+    row = (await session.execute(select(*TRACE_COLUMNS).where(Trace.id == trace_id))).one()
+    return dict(row._mapping)
+
+
+def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters) -> Select[Any]:
+    query = query.where(Trace.user_id == user_id)
+    if filters.status is not None:
+        query = query.where(Trace.status == filters.status)
+    if filters.session_id is not None:
+        query = query.where(Trace.session_id == filters.session_id)
+    if filters.name:
+        escaped = filters.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Trace.name.ilike(f"%{escaped}%", escape="\\"))
+    if filters.since is not None:
+        query = query.where(Trace.started_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Trace.started_at < filters.until)
+    return query
+
+
+async def list_traces(
+    db: Database, *, user_id: str, filters: TraceFilters, page: Page
+) -> tuple[list[dict[str, Any]], int]:
+    async with db.read() as session:
+        total = (await session.execute(_filtered(select(func.count()).select_from(Trace), user_id=user_id, filters=filters))).scalar_one()
+        rows = await session.execute(
+            _filtered(select(*TRACE_COLUMNS), user_id=user_id, filters=filters)
+            .order_by(Trace.started_at.desc(), Trace.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return [dict(r._mapping) for r in rows], total
+
+
+async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
+    """The trace with all its spans in start order."""
+    async with db.read() as session:
+        row = (
+            await session.execute(select(*TRACE_COLUMNS).where(Trace.id == trace_id, Trace.user_id == user_id))
+        ).first()
+        if row is None:
+            raise not_found("Trace")
+        spans = await session.execute(
+            select(*SPAN_COLUMNS).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
+        )
+        trace = dict(row._mapping)
+        trace["spans"] = [dict(s._mapping) for s in spans]
+        return trace
+
+
+async def delete_trace(db: Database, *, user_id: str, trace_id: str) -> None:
+    async with db.write() as session:
+        result = await session.execute(delete(Trace).where(Trace.id == trace_id, Trace.user_id == user_id))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise not_found("Trace")
