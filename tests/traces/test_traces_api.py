@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.support.server import ApiUser
+
+
+def _span(i: int, **over: Any) -> dict[str, Any]:
+    return {
+        "id": f"span-{i}-{uuid.uuid4().hex[:6]}",
+        "span_type": "llm_call" if i % 2 == 0 else "tool_call",
+        "name": f"step-{i}",
+        "model": "gpt-4o-mini",
+        "input": {"messages": [{"role": "user", "content": f"question {i}"}]},
+        "output": f"answer {i}",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost": 0.001,
+        "started_at": f"2026-11-28T10:00:{i:02d}Z",
+        "ended_at": f"2026-11-28T10:00:{i:02d}.500Z",
+        **over,
+    }
+
+
+def _trace(**over: Any) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "name": "checkout-agent", "started_at": "2026-11-28T10:00:00Z", **over}
+
+
+def test_create_with_spans_keeps_totals(alice: ApiUser) -> None:
+    spans = [_span(i) for i in range(3)]
+    r = alice.client.post("/api/v1/traces", json=_trace(spans=spans))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["span_count"] == 3
+    assert body["total_tokens"] == 45
+    assert abs(body["total_cost"] - 0.003) < 1e-9
+    assert body["total_duration_ms"] == 2500
+    assert body["status"] == "running"
+    assert body["started_at"].endswith("Z")
+
+
+def test_same_trace_id_twice_is_conflict(alice: ApiUser) -> None:
+    trace = _trace()
+    assert alice.client.post("/api/v1/traces", json=trace).status_code == 201
+    r = alice.client.post("/api/v1/traces", json=trace)
+    assert r.status_code == 409
+    assert "already exists" in r.json()["error"]
+
+
+def test_span_ids_are_upserted_not_duplicated(alice: ApiUser) -> None:
+    trace = _trace(spans=[_span(0), _span(1)])
+    alice.client.post("/api/v1/traces", json=trace)
+    changed = {**trace["spans"][0], "output": "rewritten", "output_tokens": 50}
+    r = alice.client.patch(f"/api/v1/traces/{trace['id']}", json={"spans": [changed, _span(2)]})
+    assert r.status_code == 200, r.text
+    assert r.json()["span_count"] == 3
+    assert r.json()["total_tokens"] == 10 + 50 + 15 + 15
+    full = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
+    assert [s["output"] for s in full["spans"]][0] == "rewritten"
+    assert len({s["id"] for s in full["spans"]}) == 3
+
+
+def test_patch_terminal_fields(alice: ApiUser) -> None:
+    trace = _trace(spans=[_span(0)])
+    alice.client.post("/api/v1/traces", json=trace)
+    r = alice.client.patch(
+        f"/api/v1/traces/{trace['id']}",
+        json={
+            "status": "failed",
+            "output": {"answer": 42},
+            "ended_at": "2026-11-28T10:00:07Z",
+            "error": "ValueError: boom",
+            "lossy": True,
+            "terminated_early": True,
+            "span_count": 1,
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "failed"
+    assert body["output"] == {"answer": 42}
+    assert body["error"] == "ValueError: boom"
+    assert body["lossy"] is True
+    assert body["total_duration_ms"] == 7000
+    assert body["metadata"]["terminated_early"] is True
+
+
+def test_unknown_fields_are_kept_in_metadata(alice: ApiUser) -> None:
+    trace = _trace(project_id="proj-1", spans=[_span(0, token_ids=[1, 2], metadata={"provider": "openai"})])
+    alice.client.post("/api/v1/traces", json=trace)
+    full = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
+    assert full["metadata"]["project_id"] == "proj-1"
+    assert full["spans"][0]["metadata"] == {"provider": "openai", "token_ids": [1, 2]}
+
+
+def test_get_returns_spans_in_start_order_with_parents(alice: ApiUser) -> None:
+    root = _span(0)
+    child = _span(1, parent_id=root["id"])
+    late = _span(5)
+    trace = _trace(spans=[late, child, root])
+    alice.client.post("/api/v1/traces", json=trace)
+    spans = alice.client.get(f"/api/v1/traces/{trace['id']}").json()["spans"]
+    assert [s["id"] for s in spans] == [root["id"], child["id"], late["id"]]
+    assert spans[1]["parent_id"] == root["id"]
+
+
+def test_list_filters_and_envelope(alice: ApiUser) -> None:
+    session = f"sess-{uuid.uuid4().hex[:6]}"
+    ids = []
+    for i, status in enumerate(["running", "completed", "failed"]):
+        t = _trace(
+            name=f"Refund flow {i}", status=status, session_id=session, started_at=f"2026-11-2{i + 1}T10:00:00Z"
+        )
+        ids.append(t["id"])
+        assert alice.client.post("/api/v1/traces", json=t).status_code == 201
+    alice.client.post("/api/v1/traces", json=_trace(name="other"))
+
+    r = alice.client.get("/api/v1/traces", params={"session_id": session})
+    body = r.json()
+    assert set(body) == {"data", "total", "limit", "offset"}
+    assert body["total"] == 3 and body["limit"] == 20 and body["offset"] == 0
+    assert [t["id"] for t in body["data"]] == list(reversed(ids))
+
+    assert [t["id"] for t in alice.client.get("/api/v1/traces", params={"status": "failed"}).json()["data"]] == [ids[2]]
+    named = alice.client.get("/api/v1/traces", params={"name": "refund FLOW"}).json()
+    assert named["total"] == 3
+    window = alice.client.get(
+        "/api/v1/traces", params={"since": "2026-11-22T00:00:00Z", "until": "2026-11-23T00:00:00Z"}
+    ).json()
+    assert [t["id"] for t in window["data"]] == [ids[1]]
+    page = alice.client.get("/api/v1/traces", params={"session_id": session, "limit": 1, "offset": 1}).json()
+    assert [t["id"] for t in page["data"]] == [ids[1]] and page["total"] == 3
+
+
+def test_list_rejects_bad_parameters(alice: ApiUser) -> None:
+    for params in ({"limit": 0}, {"limit": 101}, {"offset": -1}, {"status": "done"}, {"since": "yesterday"}):
+        r = alice.client.get("/api/v1/traces", params=params)
+        assert r.status_code == 400, params
+        assert next(iter(params)) in r.json()["error"]
+
+
+def test_delete_removes_trace_and_spans(alice: ApiUser) -> None:
+    trace = _trace(spans=[_span(0)])
+    alice.client.post("/api/v1/traces", json=trace)
+    assert alice.client.delete(f"/api/v1/traces/{trace['id']}").status_code == 204
+    assert alice.client.get(f"/api/v1/traces/{trace['id']}").status_code == 404
+    assert alice.client.delete(f"/api/v1/traces/{trace['id']}").status_code == 404
+    # The id is free again, and the old spans are gone.
+    assert alice.client.post("/api/v1/traces", json={**trace, "spans": []}).json()["span_count"] == 0
+
+
+def test_invalid_span_names_index_and_field_and_writes_nothing(alice: ApiUser) -> None:
+    trace = _trace(spans=[_span(0), _span(1, started_at="not a date")])
+    r = alice.client.post("/api/v1/traces", json=trace)
+    assert r.status_code == 400
+    assert "spans[1].started_at" in r.json()["error"]
+    assert alice.client.get(f"/api/v1/traces/{trace['id']}").status_code == 404
+
+    for bad_span, field in (
+        ({"span_type": "banana"}, "spans[0].span_type"),
+        ({"input_tokens": -1}, "spans[0].input_tokens"),
+        ({"trace_id": "another"}, "spans[0].trace_id"),
+    ):
+        r = alice.client.post("/api/v1/traces", json=_trace(spans=[_span(0, **bad_span)]))
+        assert r.status_code == 400 and field in r.json()["error"], r.text
+
+
+def test_failed_patch_loses_nothing(alice: ApiUser) -> None:
+    trace = _trace(spans=[_span(0)])
+    alice.client.post("/api/v1/traces", json=trace)
+    r = alice.client.patch(f"/api/v1/traces/{trace['id']}", json={"spans": [_span(1), _span(2, cost=-1)]})
+    assert r.status_code == 400 and "spans[1].cost" in r.json()["error"]
+    assert alice.client.get(f"/api/v1/traces/{trace['id']}").json()["span_count"] == 1
+
+
+def test_tenant_isolation(alice: ApiUser, bob: ApiUser) -> None:
+    trace = _trace(spans=[_span(0)])
+    alice.client.post("/api/v1/traces", json=trace)
+    tid = trace["id"]
+    assert bob.client.get(f"/api/v1/traces/{tid}").status_code == 404
+    assert bob.client.patch(f"/api/v1/traces/{tid}", json={"status": "completed"}).status_code == 404
+    assert bob.client.patch(f"/api/v1/traces/{tid}", json={"spans": [_span(9)]}).status_code == 404
+    assert bob.client.delete(f"/api/v1/traces/{tid}").status_code == 404
+    assert tid not in {t["id"] for t in bob.client.get("/api/v1/traces").json()["data"]}
+    # Bob cannot take over Alice's trace id either.
+    assert bob.client.post("/api/v1/traces", json={"id": tid}).status_code == 409
+    still = alice.client.get(f"/api/v1/traces/{tid}").json()
+    assert still["status"] == "running" and still["span_count"] == 1
