@@ -67,7 +67,16 @@ class Settings(BaseSettings):
     anthropic_api_key: str | None = None
     replay_wait_s: float = Field(30.0, description="How long a replay request waits before answering 202.")
     model_prices: str | None = Field(
-        None, description='JSON overriding the price table: {"model": {"input": x, "output": y, "cached_input": z}}'
+        None,
+        description='JSON overriding the price table: {"model": {"input": x, "output": y, "cached_input": z}}',
+    )
+
+    # Live stream (/ws/v1/stream)
+    stream_ping_interval_s: float = Field(
+        20.0, description="How often the server pings a stream; one silent for three intervals is closed."
+    )
+    stream_command_poll_s: float = Field(
+        1.0, description="How often an agent's stream looks for replay commands sent by other processes."
     )
 
     @property

@@ -106,7 +106,7 @@ def span_rows(spans: Sequence[SpanIn], *, trace_id: str, user_id: str, now: date
     return rows
 
 
-def _latest_activity(rows: Sequence[dict[str, Any]], current: datetime | None) -> datetime | None:
+def latest_activity(rows: Sequence[dict[str, Any]], current: datetime | None) -> datetime | None:
     latest = current
     for row in rows:
         moment = row["ended_at"] or row["started_at"]
@@ -119,11 +119,12 @@ async def upsert_spans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     """Stores spans; a span id already stored in the trace is updated, not duplicated."""
     if not rows:
         return
-    # Column keys differ from attribute names only for `metadata`.
+    # Rows are keyed by column name (`metadata`), so the statement targets the table.
     table = Span.__table__
-    dialect = session.bind.dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert_fn(table)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(table)
+    else:
+        stmt = sqlite.insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.trace_id, table.c.id],
         set_={key: getattr(stmt.excluded, key) for key in _SPAN_UPDATABLE},
@@ -131,6 +132,42 @@ async def upsert_spans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     # A batch may name one span twice (start, then end): the last one wins.
     unique = list({row["id"]: row for row in rows}.values())
     await session.execute(stmt, unique)
+
+
+# What a span's end reports; everything else about a span is known when it starts.
+SPAN_END_FIELDS = ("output", "ended_at", "duration_ms", "input_tokens", "output_tokens", "cost", "error")
+_SPAN_ROW_COLUMNS = [c for c in Span.__table__.columns if c.key != "pk"]
+
+
+async def stored_span_rows(
+    session: AsyncSession, *, trace_id: str, span_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored spans of a trace among `span_ids`, as rows `upsert_spans` accepts, by span id."""
+    if not span_ids:
+        return {}
+    result = await session.execute(
+        select(*_SPAN_ROW_COLUMNS).where(Span.trace_id == trace_id, Span.id.in_(set(span_ids)))
+    )
+    return {row.id: dict(row._mapping) for row in result}
+
+
+def merge_span_row(
+    stored: dict[str, Any] | None, incoming: dict[str, Any], *, carried: Sequence[str]
+) -> dict[str, Any]:
+    """One span that arrives in parts (a stream's start and end, maybe re-sent or out of order).
+
+    The incoming part's `carried` fields win where they hold a value; every other stored value
+    is kept, so a late or repeated part never wipes what another part stored. Metadata is merged.
+    """
+    if stored is None:
+        return dict(incoming)
+    merged = dict(stored)
+    for key, value in incoming.items():
+        if key == "metadata":
+            merged["metadata"] = {**(stored.get("metadata") or {}), **(value or {})}
+        elif value is not None and (key in carried or stored.get(key) is None):
+            merged[key] = value
+    return merged
 
 
 async def refresh_totals(
@@ -147,7 +184,9 @@ async def refresh_totals(
         await session.execute(
             select(
                 func.count(),
-                func.coalesce(func.sum(func.coalesce(Span.input_tokens, 0) + func.coalesce(Span.output_tokens, 0)), 0),
+                func.coalesce(
+                    func.sum(func.coalesce(Span.input_tokens, 0) + func.coalesce(Span.output_tokens, 0)), 0
+                ),
                 func.coalesce(func.sum(Span.cost), 0.0),
                 func.count(Span.input_tokens) + func.count(Span.output_tokens),
                 func.count(Span.cost),
@@ -165,7 +204,7 @@ async def refresh_totals(
     values: dict[str, Any] = {
         "span_count": span_count,
         "total_tokens": tokens if has_tokens else (client_totals.get("total_tokens") or 0),
-        "total_cost": float(cost) if has_cost else (client_totals.get("total_cost") or 0.0),
+        "total_cost": float(cost or 0.0) if has_cost else (client_totals.get("total_cost") or 0.0),
         "total_duration_ms": max(0, duration_ms),
         "last_activity_at": last_activity_at,
         "updated_at": utcnow(),
@@ -173,41 +212,52 @@ async def refresh_totals(
     await session.execute(update(Trace).where(Trace.id == trace_id).values(**values))
 
 
+def trace_row(
+    payload: TraceCreate, *, trace_id: str, user_id: str, now: datetime, last_activity_at: datetime | None
+) -> dict[str, Any]:
+    """Values of a new traces row; totals start at zero until `refresh_totals`."""
+    return {
+        "id": trace_id,
+        "user_id": user_id,
+        "name": payload.name,
+        "status": payload.status,
+        "input": payload.input,
+        "output": payload.output,
+        "metadata_": _with_extras(payload.metadata, payload.extras()),
+        "session_id": payload.session_id,
+        "error": payload.error,
+        "lossy": payload.lossy,
+        "started_at": payload.started_at or now,
+        "ended_at": payload.ended_at,
+        "last_activity_at": last_activity_at,
+        "total_tokens": 0,
+        "total_cost": 0.0,
+        "total_duration_ms": 0,
+        "span_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def create(db: Database, *, user_id: str, payload: TraceCreate) -> dict[str, Any]:
     now = utcnow()
     trace_id = payload.id or new_id()
     started_at = payload.started_at or now
     rows = span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
-    last_activity = _latest_activity(rows, None)
+    last_activity = latest_activity(rows, None)
     client_totals = payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"})
     try:
         async with db.write() as session:
             exists = (await session.execute(select(Trace.id).where(Trace.id == trace_id))).first()
             if exists is not None:
-                raise ApiError(409, f"Trace {trace_id!r} already exists; use PATCH /api/v1/traces/{{id}} to add to it")
+                raise ApiError(
+                    409, f"Trace {trace_id!r} already exists; use PATCH /api/v1/traces/{{id}} to add to it"
+                )
             await session.execute(
                 insert(Trace),
-                {
-                    "id": trace_id,
-                    "user_id": user_id,
-                    "name": payload.name,
-                    "status": payload.status,
-                    "input": payload.input,
-                    "output": payload.output,
-                    "metadata_": _with_extras(payload.metadata, payload.extras()),
-                    "session_id": payload.session_id,
-                    "error": payload.error,
-                    "lossy": payload.lossy,
-                    "started_at": started_at,
-                    "ended_at": payload.ended_at,
-                    "last_activity_at": last_activity,
-                    "total_tokens": 0,
-                    "total_cost": 0.0,
-                    "total_duration_ms": 0,
-                    "span_count": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                },
+                trace_row(
+                    payload, trace_id=trace_id, user_id=user_id, now=now, last_activity_at=last_activity
+                ),
             )
             await upsert_spans(session, rows)
             await refresh_totals(
@@ -224,9 +274,23 @@ async def create(db: Database, *, user_id: str, payload: TraceCreate) -> dict[st
         raise ApiError(409, f"Trace {trace_id!r} already exists") from None
 
 
+def apply_update(trace: Trace, payload: TraceUpdate, *, now: datetime) -> None:
+    """Sets the terminal fields the payload carries; `lossy` only ever turns on."""
+    given = payload.model_fields_set
+    for field in ("name", "status", "output", "session_id", "error", "ended_at", "started_at"):
+        if field in given:
+            setattr(trace, field, getattr(payload, field))
+    if payload.lossy is not None:
+        trace.lossy = trace.lossy or payload.lossy
+    extras = payload.extras()
+    if "metadata" in given or extras:
+        trace.metadata_ = {**(trace.metadata_ or {}), **(payload.metadata or {}), **extras}
+    if trace.status != "running" and trace.ended_at is None:
+        trace.ended_at = now
+
+
 async def update_trace(db: Database, *, user_id: str, trace_id: str, payload: TraceUpdate) -> dict[str, Any]:
     now = utcnow()
-    given = payload.model_fields_set
     rows = span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
     async with db.write() as session:
         trace = (
@@ -234,16 +298,7 @@ async def update_trace(db: Database, *, user_id: str, trace_id: str, payload: Tr
         ).scalar_one_or_none()
         if trace is None:
             raise not_found("Trace")
-        for field in ("name", "status", "output", "session_id", "error", "ended_at", "started_at"):
-            if field in given:
-                setattr(trace, field, getattr(payload, field))
-        if payload.lossy is not None:
-            trace.lossy = trace.lossy or payload.lossy
-        extras = payload.extras()
-        if "metadata" in given or extras:
-            trace.metadata_ = {**(trace.metadata_ or {}), **(payload.metadata or {}), **extras}
-        if trace.status != "running" and trace.ended_at is None:
-            trace.ended_at = now
+        apply_update(trace, payload, now=now)
         await session.flush()
         await upsert_spans(session, rows)
         await refresh_totals(
@@ -251,7 +306,7 @@ async def update_trace(db: Database, *, user_id: str, trace_id: str, payload: Tr
             trace_id=trace_id,
             started_at=trace.started_at,
             ended_at=trace.ended_at,
-            last_activity_at=_latest_activity(rows, trace.last_activity_at),
+            last_activity_at=latest_activity(rows, trace.last_activity_at),
             client_totals=payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"}),
         )
         return await _trace_dict(session, trace_id)
@@ -282,7 +337,11 @@ async def list_traces(
     db: Database, *, user_id: str, filters: TraceFilters, page: Page
 ) -> tuple[list[dict[str, Any]], int]:
     async with db.read() as session:
-        total = (await session.execute(_filtered(select(func.count()).select_from(Trace), user_id=user_id, filters=filters))).scalar_one()
+        total = (
+            await session.execute(
+                _filtered(select(func.count()).select_from(Trace), user_id=user_id, filters=filters)
+            )
+        ).scalar_one()
         rows = await session.execute(
             _filtered(select(*TRACE_COLUMNS), user_id=user_id, filters=filters)
             .order_by(Trace.started_at.desc(), Trace.id.desc())
@@ -296,7 +355,9 @@ async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
     """The trace with all its spans in start order."""
     async with db.read() as session:
         row = (
-            await session.execute(select(*TRACE_COLUMNS).where(Trace.id == trace_id, Trace.user_id == user_id))
+            await session.execute(
+                select(*TRACE_COLUMNS).where(Trace.id == trace_id, Trace.user_id == user_id)
+            )
         ).first()
         if row is None:
             raise not_found("Trace")

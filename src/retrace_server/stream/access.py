@@ -1,0 +1,64 @@
+"""Who may stream, and how much: API-key authentication and the per-user write limit."""
+
+from __future__ import annotations
+
+import inspect
+
+from starlette.websockets import WebSocket
+
+from retrace_server.auth.dependencies import CurrentUser, user_from_api_key
+from retrace_server.errors import ApiError
+from retrace_server.ratelimit.enforce import guard_authentication
+
+
+class StreamRefused(Exception):
+    def __init__(self, message: str, *, close_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.close_code = close_code
+
+
+AUTH_FAILED_CLOSE = 4001
+RATE_LIMITED_CLOSE = 4029
+
+
+async def authenticate(websocket: WebSocket, api_key: str) -> CurrentUser:
+    """The key's user; a bad key counts against the failed-authentication limit of the address."""
+    try:
+        await guard_authentication(websocket)
+    except ApiError as exc:
+        raise StreamRefused(exc.message, close_code=RATE_LIMITED_CLOSE) from None
+    user = await user_from_api_key(websocket.app.state.db, api_key)
+    if user is None:
+        await count_auth_failure(websocket)
+        raise StreamRefused("Invalid API key", close_code=AUTH_FAILED_CLOSE)
+    return user
+
+
+async def count_auth_failure(websocket: WebSocket) -> None:
+    hook = getattr(websocket.app.state, "on_auth_failure", None)
+    if hook is not None:
+        outcome = hook(websocket)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+async def admit_trace(websocket: WebSocket, user: CurrentUser) -> str | None:
+    """A streamed trace counts as one write when it starts; its frames are not counted one by one.
+
+    Answers the refusal message when the user is over the limit (the SDK reads "Rate limit" in it
+    as a retryable rate-limit signal), else None.
+    """
+    limits = getattr(websocket.app.state, "rate_limits", None)
+    if limits is None:
+        return None
+    limit = limits.policy.user_limit(user.tier, "write")
+    decision = await limits.limiter.hit(f"user/{user.id}/write", limit)
+    if decision is None or decision.allowed:
+        return None
+    seconds = decision.retry_after_s()
+    plural = "s" if seconds != 1 else ""
+    return (
+        f"Rate limit exceeded: {limit} write requests per minute on the {user.tier} plan, and a streamed "
+        f"trace counts as one. The trace was not stored; retry in {seconds} second{plural}."
+    )
