@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from retrace_server import __version__
+from retrace_server.api_keys.router import router as api_keys_router
 from retrace_server.auth.jwt import JwtVerifier
+from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.errors import install_error_handlers
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.middleware import RequestContextMiddleware
+from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
 from retrace_server.traces.router import router as traces_router
 
 
@@ -23,9 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
+        app.state.rate_limits = make_rate_limits(settings)
         try:
             yield
         finally:
+            await close_rate_limits(app.state.rate_limits)
             await app.state.db.dispose()
 
     app = FastAPI(
@@ -37,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jwt = JwtVerifier(settings)
+    app.state.on_auth_failure = record_auth_failure
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
@@ -45,4 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(traces_router)
+    app.include_router(api_keys_router)
+    app.include_router(billing_router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -15,6 +16,7 @@ from retrace_server.auth.users import ensure_user
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.errors import ApiError
+from retrace_server.ratelimit.enforce import guard_authentication, limit_user
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -31,30 +33,35 @@ async def authenticate(request: Request) -> CurrentUser | None:
     """The caller, or None when no credentials were sent. Bad credentials raise 401."""
     db: Database = request.app.state.db
     key = request.headers.get("x-retrace-key")
+    authorization = request.headers.get("authorization")
+    if not key and not authorization:
+        return None
+    await guard_authentication(request)
     if key:
         user = await _user_from_key(db, key)
     else:
-        authorization = request.headers.get("authorization")
-        if not authorization:
-            return None
+        assert authorization is not None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _auth_failed(request, "Authorization header must be `Bearer <jwt>`")
+            raise await _auth_failed(request, "Authorization header must be `Bearer <jwt>`")
         try:
             claims = await request.app.state.jwt.verify(token.strip())
         except ApiError as exc:
-            raise _auth_failed(request, exc.message) from None
+            raise await _auth_failed(request, exc.message) from None
         user = await _user_from_claims(db, claims["sub"])
     if user is None:
-        raise _auth_failed(request, "Invalid API key")
+        raise await _auth_failed(request, "Invalid API key")
     request.state.user = user
+    await limit_user(request, user)
     return user
 
 
-def _auth_failed(request: Request, message: str) -> ApiError:
+async def _auth_failed(request: Request, message: str) -> ApiError:
     hook = getattr(request.app.state, "on_auth_failure", None)
     if hook is not None:
-        hook(request)
+        outcome = hook(request)
+        if inspect.isawaitable(outcome):
+            await outcome
     return ApiError(401, message)
 
 
@@ -76,6 +83,11 @@ async def _user_from_key(db: Database, key: str) -> CurrentUser | None:
     return CurrentUser(id=row.user_id, tier=row.tier, auth_method="api_key", api_key_id=row.id)
 
 
+async def user_from_api_key(db: Database, key: str) -> CurrentUser | None:
+    """The user of an active API key, for connections that send the key in a message (WebSocket)."""
+    return await _user_from_key(db, key)
+
+
 async def _user_from_claims(db: Database, user_id: str) -> CurrentUser:
     async with db.read() as session:
         tier = (await session.execute(select(User.tier).where(User.id == user_id))).scalar_one_or_none()
@@ -88,7 +100,9 @@ async def _user_from_claims(db: Database, user_id: str) -> CurrentUser:
 async def require_user(request: Request) -> CurrentUser:
     user = await authenticate(request)
     if user is None:
-        raise ApiError(401, "Authentication required: send `x-retrace-key: rt_live_...` or `Authorization: Bearer <jwt>`")
+        raise ApiError(
+            401, "Authentication required: send `x-retrace-key: rt_live_...` or `Authorization: Bearer <jwt>`"
+        )
     return user
 
 

@@ -15,6 +15,10 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     tier: Mapped[str] = mapped_column(String(16), default="free")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Billing state, kept by the Dodo Payments webhooks (migration 0002_accounts).
+    billing_customer_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    billing_subscription_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    billing_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class ApiKey(Base):

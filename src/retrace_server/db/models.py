@@ -1,9 +1,10 @@
 """Imports every domain's tables so that `metadata` describes the whole schema."""
 
 from retrace_server.auth import models as auth_models
+from retrace_server.billing import models as billing_models
 from retrace_server.db.base import Base
 from retrace_server.traces import models as trace_models
 
 metadata = Base.metadata
 
-__all__ = ["auth_models", "metadata", "trace_models"]
+__all__ = ["auth_models", "billing_models", "metadata", "trace_models"]
