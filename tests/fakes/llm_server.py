@@ -1,8 +1,13 @@
-"""A small OpenAI-compatible HTTP server on 127.0.0.1 whose answers depend on the input.
+"""A small LLM HTTP server on 127.0.0.1 whose answers depend on the input.
 
-It answers `POST /v1/chat/completions` (and `/chat/completions`) deterministically from the
-last user message, so a change in the input really changes the answer. Requests are kept in
-`requests` for assertions.
+It speaks the OpenAI Chat Completions protocol (`POST /v1/chat/completions`) and Anthropic's
+Messages protocol (`POST /v1/messages`). Each answer quotes the last user message and carries a
+digest of the model and the whole conversation, so a change anywhere in the input really changes
+the answer. Requests are kept in `requests` for assertions.
+
+Markers in a message change its behaviour: `FAIL_PROVIDER` answers a 400 error, and
+`WAIT_FOR_GATE` holds the answer until the test calls `gate.set()` (a slow provider, without
+timing anything).
 """
 
 from __future__ import annotations
@@ -14,18 +19,31 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+FAIL_MARKER = "FAIL_PROVIDER"
+GATE_MARKER = "WAIT_FOR_GATE"
 
-def answer_for(messages: list[dict[str, Any]], model: str) -> str:
+
+def _text(content: Any) -> str:
+    return content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+
+
+def answer_for(messages: list[dict[str, Any]], model: str, system: Any = None) -> str:
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
-    content = last_user.get("content")
-    text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
-    digest = hashlib.sha256(f"{model}|{text}".encode()).hexdigest()[:8]
+    text = _text(last_user.get("content"))
+    conversation = json.dumps({"system": system, "messages": messages}, sort_keys=True)
+    digest = hashlib.sha256(f"{model}|{conversation}".encode()).hexdigest()[:8]
     return f"[{model}] answer to '{text[:60]}' #{digest}"
+
+
+def usage_for(messages: list[dict[str, Any]], answer: str) -> tuple[int, int]:
+    """(input tokens, output tokens) as the fake counts them: words."""
+    return sum(len(_text(m.get("content", "")).split()) for m in messages), len(answer.split())
 
 
 class FakeLLMServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.gate = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,8 +54,11 @@ class FakeLLMServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 owner.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
-                if self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(200, owner.chat_completion(body))
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if path.endswith("/chat/completions"):
+                    self._send(*owner.chat_completion(body))
+                elif path.endswith("/messages"):
+                    self._send(*owner.anthropic_message(body))
                 else:
                     self._send(404, {"error": {"message": f"unknown path {self.path}"}})
 
@@ -50,16 +71,28 @@ class FakeLLMServer:
                 self.wfile.write(raw)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
-    def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _markers(self, body: dict[str, Any]) -> str | None:
+        """The failure mode asked for by a marker in the conversation, after holding at the gate."""
+        conversation = json.dumps([body.get("system"), body.get("messages")])
+        if GATE_MARKER in conversation:
+            self.gate.wait(timeout=60)
+        if FAIL_MARKER in conversation:
+            return f"the model refused the input ({FAIL_MARKER})"
+        return None
+
+    def chat_completion(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        failure = self._markers(body)
+        if failure:
+            return 400, {"error": {"message": failure, "type": "invalid_request_error", "code": None}}
         model = body.get("model", "gpt-4o-mini")
         messages = body.get("messages", [])
         text = answer_for(messages, model)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-        completion_tokens = len(text.split())
-        return {
+        prompt_tokens, completion_tokens = usage_for(messages, text)
+        return 200, {
             "id": f"chatcmpl-{int(time.time() * 1000)}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -74,10 +107,35 @@ class FakeLLMServer:
             },
         }
 
+    def anthropic_message(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        failure = self._markers(body)
+        if failure:
+            return 400, {"type": "error", "error": {"type": "invalid_request_error", "message": failure}}
+        if not body.get("max_tokens"):
+            return 400, {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "max_tokens: required"},
+            }
+        model = body.get("model", "claude-3-5-haiku-latest")
+        messages = body.get("messages", [])
+        text = answer_for(messages, model, body.get("system"))
+        input_tokens, output_tokens = usage_for(messages, text)
+        return 200, {
+            "id": f"msg_{int(time.time() * 1000)}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }
+
     def __enter__(self) -> FakeLLMServer:
         self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.gate.set()
         self._httpd.shutdown()
         self._httpd.server_close()

@@ -1,0 +1,336 @@
+"""The server's replay of a fork: recorded steps copied, LLM calls re-executed, tools replayed.
+
+Steps before the fork point are copied as `recorded`. The fork point is re-executed with the
+changes (or, at a tool span, takes `modified_input` as its new output). Every later `llm_call`
+is re-executed with its input rebuilt so the conversation carries the new outputs; every other
+later span (tools above all) replays its recorded result. No database session is held while a
+provider answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from retrace_server.config import Settings
+from retrace_server.db.engine import Database
+from retrace_server.db.types import utcnow
+from retrace_server.errors import ApiError
+from retrace_server.forks import service
+from retrace_server.forks.inputs import Substitutions, apply_modified_input, chat_request, recorded_parameters
+from retrace_server.forks.pricing import PriceTable, price_table
+from retrace_server.forks.runner import ReplayRunner
+from retrace_server.providers.base import ProviderConfigError, ProviderError
+from retrace_server.providers.registry import ProviderPool, provider_name
+from retrace_server.traces import service as traces_service
+from retrace_server.traces.models import Trace
+from retrace_server.traces.schemas import SpanIn
+
+log = logging.getLogger("retrace_server.forks")
+
+RECORDED = "recorded"  # copied from before the fork point
+EXECUTED = "executed"  # re-executed against the provider
+REPLAYED = "replayed"  # after the fork point, the recorded result replayed (the server runs no tools)
+MODIFIED = "modified"  # a non-LLM fork point whose output `modified_input` gave
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, *, index: int, span: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.step = {
+            "index": index,
+            "span_id": span["id"],
+            "name": span["name"],
+            "span_type": span["span_type"],
+        }
+
+
+@dataclass
+class ReplayJob:
+    """Everything one replay needs once its execution is claimed and its result trace exists."""
+
+    execution: service.Execution
+    result_trace_id: str
+    started_at: datetime
+    spans: list[dict[str, Any]]
+    fork_index: int
+    id_map: dict[str, str]
+    original_output: Any
+    first_llm_index: int | None
+    pending: list[SpanIn] = field(default_factory=list)
+
+
+async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ReplayJob:
+    """Claims a new execution of the fork and writes its result trace with the recorded steps."""
+    fork = await service.get(db, user_id=user_id, fork_id=fork_id)
+    original = await traces_service.get(db, user_id=user_id, trace_id=fork["trace_id"])
+    spans: list[dict[str, Any]] = original["spans"]
+    fork_index = next((i for i, s in enumerate(spans) if s["id"] == fork["fork_point_span_id"]), None)
+    if fork_index is None:
+        raise ApiError(409, f"The fork point span {fork['fork_point_span_id']!r} is no longer in the trace")
+    execution = await service.begin_execution(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
+    started_at = utcnow()
+    id_map = {s["id"]: str(uuid.uuid4()) for s in spans}
+    recorded = [_copy(s, id_map, mode=RECORDED) for s in spans[:fork_index]]
+    try:
+        trace_id = await service.create_result_trace(
+            db, execution=execution, original=original, spans=recorded, started_at=started_at
+        )
+        await service.link_result_trace(
+            db, fork_id=fork_id, execution_id=execution.execution_id, trace_id=trace_id
+        )
+    except BaseException:
+        async with db.write() as session:
+            await service.finish_execution(
+                session,
+                fork_id=fork_id,
+                execution_id=execution.execution_id,
+                status="failed",
+                error="could not create the result trace",
+            )
+        raise
+    return ReplayJob(
+        execution=execution,
+        result_trace_id=trace_id,
+        started_at=started_at,
+        spans=spans,
+        fork_index=fork_index,
+        id_map=id_map,
+        original_output=original.get("output"),
+        first_llm_index=next(
+            (i for i in range(fork_index, len(spans)) if spans[i]["span_type"] == "llm_call"), None
+        ),
+    )
+
+
+async def run(
+    db: Database,
+    settings: Settings,
+    runner: ReplayRunner,
+    *,
+    user_id: str,
+    fork_id: str,
+    overrides: Any = None,
+) -> tuple[bool, dict[str, Any]]:
+    """Starts a replay in the background and waits up to RETRACE_REPLAY_WAIT_S: (finished, fork)."""
+    job = await prepare(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
+    task = runner.start(fork_id, execute(db, settings, job))
+    # asyncio.wait never cancels the task: a replay outlives a request that gives up waiting.
+    done, _ = await asyncio.wait({task}, timeout=settings.replay_wait_s)
+    return bool(done), await service.get(db, user_id=user_id, fork_id=fork_id)
+
+
+def _copy(span: dict[str, Any], id_map: dict[str, str], *, mode: str, **changes: Any) -> SpanIn:
+    metadata = {**(span.get("metadata") or {}), "replay": mode, "original_span_id": span["id"]}
+    fields = {
+        key: span.get(key)
+        for key in (
+            "span_type", "name", "model", "input", "output", "input_tokens", "output_tokens", "cost",
+            "duration_ms", "agent_id", "parent_agent_id", "agent_role", "started_at", "ended_at", "error",
+        )
+    }  # fmt: skip
+    parent = span.get("parent_id")
+    fields.update(
+        id=id_map[span["id"]], parent_id=id_map.get(parent, parent) if parent else None, metadata=metadata
+    )
+    fields.update(changes)
+    return SpanIn.model_validate(fields)
+
+
+async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
+    """Runs the replay to its end; the fork ends `completed` or `failed` whatever happens."""
+    pool = ProviderPool(settings)
+    prices = price_table(settings.model_prices)
+    subs = Substitutions()
+    execution = job.execution
+    try:
+        _check_providers(job, pool)
+        for index in range(job.fork_index, len(job.spans)):
+            span = job.spans[index]
+            at_fork = index == job.fork_index
+            if span["span_type"] == "llm_call":
+                new_span = await _execute_llm(job, pool, prices, subs, index=index, span=span)
+                await _store(db, job, [*job.pending, new_span])
+                job.pending.clear()
+            elif at_fork and execution.has_modified_input:
+                subs.add(span.get("output"), execution.modified_input)
+                job.pending.append(
+                    _copy(span, job.id_map, mode=MODIFIED, output=execution.modified_input, **_now_times())
+                )
+            else:
+                job.pending.append(_copy(span, job.id_map, mode=REPLAYED, **_now_times()))
+        await _finish(db, job, status="completed", output=subs.apply(job.original_output))
+    except StepFailed as exc:
+        await _finish(
+            db,
+            job,
+            status="failed",
+            error=f"step {exc.step['index']} ({exc.step['name'] or exc.step['span_type']}): {exc}",
+            failed_step=exc.step,
+        )
+    except asyncio.CancelledError:
+        await _finish(db, job, status="failed", error="the server stopped during the replay")
+        raise
+    except Exception as exc:
+        log.exception("replay of fork %s failed", execution.fork_id)
+        await _finish(
+            db, job, status="failed", error=f"internal error during the replay: {type(exc).__name__}"
+        )
+    finally:
+        await pool.close()
+
+
+def _llm_target(job: ReplayJob, index: int, span: dict[str, Any]) -> tuple[str, str | None, bool]:
+    """(provider, model, changes apply): they apply at the fork point, or the first LLM call after it."""
+    changes_apply = index == job.first_llm_index
+    execution = job.execution
+    model = execution.model if changes_apply and execution.model else span.get("model")
+    recorded = (span.get("metadata") or {}).get("provider")
+    # A new model picks its provider by name; otherwise the recorded provider stands.
+    provider = provider_name(
+        provider=None if model != span.get("model") else (str(recorded) if recorded else None), model=model
+    )
+    return provider, model, changes_apply
+
+
+def _check_providers(job: ReplayJob, pool: ProviderPool) -> None:
+    """Fails before any call when a provider the replay needs is unknown or unconfigured."""
+    for index in range(job.fork_index, len(job.spans)):
+        span = job.spans[index]
+        if span["span_type"] != "llm_call":
+            continue
+        try:
+            provider, model, _ = _llm_target(job, index, span)
+            if not model:
+                raise ProviderConfigError("the span records no model; give `model` in the fork")
+            pool.check(provider)
+        except ProviderConfigError as exc:
+            raise StepFailed(str(exc), index=index, span=span) from None
+
+
+async def _execute_llm(
+    job: ReplayJob,
+    pool: ProviderPool,
+    prices: PriceTable,
+    subs: Substitutions,
+    *,
+    index: int,
+    span: dict[str, Any],
+) -> SpanIn:
+    execution = job.execution
+    provider, model, changes_apply = _llm_target(job, index, span)
+    assert model is not None
+    span_input = subs.apply(span.get("input"))
+    if index == job.fork_index and execution.has_modified_input:
+        span_input = apply_modified_input(span_input, execution.modified_input)
+    parameters = recorded_parameters(span.get("input"), span.get("metadata"))
+    if changes_apply:
+        parameters.update(execution.parameters)
+    request = chat_request(span_input, model=model, parameters=parameters)
+    started_at = utcnow()
+    clock = time.perf_counter()
+    try:
+        result = await pool.get(provider).complete(request)
+    except ProviderError as exc:
+        failed = _copy(
+            span, job.id_map, mode=EXECUTED, input=span_input, model=model, output=None, input_tokens=None,
+            output_tokens=None, cost=None, duration_ms=_elapsed_ms(clock), started_at=started_at,
+            ended_at=utcnow(), error=str(exc),
+        )  # fmt: skip
+        job.pending.append(failed)
+        raise StepFailed(str(exc), index=index, span=span) from None
+    duration_ms = _elapsed_ms(clock)
+    output = result.output()
+    subs.add(span.get("output"), output)
+    cost = prices.cost(
+        result.model or model,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cached_input_tokens=result.cached_input_tokens,
+    )
+    if cost is None and result.model != model:
+        cost = prices.cost(model, input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+    metadata_changes = (
+        {"provider": provider, "parameters": parameters} if parameters else {"provider": provider}
+    )
+    new_span = _copy(
+        span, job.id_map, mode=EXECUTED, input=span_input, model=model, output=output,
+        input_tokens=result.input_tokens, output_tokens=result.output_tokens, cost=cost,
+        duration_ms=duration_ms, started_at=started_at, ended_at=utcnow(), error=None,
+    )  # fmt: skip
+    new_span.metadata = {**(new_span.metadata or {}), **metadata_changes}
+    return new_span
+
+
+def _elapsed_ms(clock: float) -> int:
+    return round((time.perf_counter() - clock) * 1000)
+
+
+def _now_times() -> dict[str, Any]:
+    """A replayed step happens now and keeps its recorded duration."""
+    now = utcnow()
+    return {"started_at": now, "ended_at": now}
+
+
+async def _store(db: Database, job: ReplayJob, spans: list[SpanIn]) -> None:
+    now = utcnow()
+    rows = traces_service.span_rows(
+        spans, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
+    )
+    async with db.write() as session:
+        await traces_service.upsert_spans(session, rows)
+        await traces_service.refresh_totals(
+            session,
+            trace_id=job.result_trace_id,
+            started_at=job.started_at,
+            ended_at=None,
+            last_activity_at=now,
+            client_totals={},
+        )
+        await service.heartbeat(session, [job.execution.fork_id])
+
+
+async def _finish(
+    db: Database,
+    job: ReplayJob,
+    *,
+    status: str,
+    output: Any = None,
+    error: str | None = None,
+    failed_step: dict[str, Any] | None = None,
+) -> None:
+    now = utcnow()
+    rows = traces_service.span_rows(
+        job.pending, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
+    )
+    job.pending.clear()
+    async with db.write() as session:
+        await traces_service.upsert_spans(session, rows)
+        await session.execute(
+            update(Trace)
+            .where(Trace.id == job.result_trace_id)
+            .values(status=status, output=output, error=error, ended_at=now)
+        )
+        await traces_service.refresh_totals(
+            session,
+            trace_id=job.result_trace_id,
+            started_at=job.started_at,
+            ended_at=now,
+            last_activity_at=now,
+            client_totals={},
+        )
+        await service.finish_execution(
+            session,
+            fork_id=job.execution.fork_id,
+            execution_id=job.execution.execution_id,
+            status=status,
+            error=error,
+            failed_step=failed_step,
+        )

@@ -1,0 +1,386 @@
+"""Forks and their executions: create, read, and the steps of a replay's life.
+
+A replay is one execution of a fork: `begin_execution` claims the fork (one execution at a time),
+`create_result_trace` writes the trace that receives the replayed spans, `link_result_trace`
+attaches it, `finish_execution` ends it. The server's own replay (`replay.execute`) and a live
+agent replaying through the official SDK both go through these.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrace_server.db.engine import Database
+from retrace_server.db.types import utcnow
+from retrace_server.errors import ApiError, not_found
+from retrace_server.forks.diff import diff_traces
+from retrace_server.forks.models import Fork, ForkRun
+from retrace_server.forks.schemas import ForkCreate, Modifications
+from retrace_server.pagination import Page
+from retrace_server.traces import service as traces_service
+from retrace_server.traces.models import Span, Trace
+from retrace_server.traces.schemas import SpanIn, TraceCreate
+
+# A running replay refreshes its heartbeat at every step and every HEARTBEAT_S while it waits on
+# a provider; one silent for STALE_AFTER was left by a process that died.
+HEARTBEAT_S = 15.0
+STALE_AFTER = timedelta(seconds=90)
+
+FORK_COLUMNS = (
+    Fork.id,
+    Fork.trace_id,
+    Fork.fork_point_span_id,
+    Fork.name,
+    Fork.status,
+    Fork.modified_input,
+    Fork.model,
+    Fork.parameters,
+    Fork.result_trace_id,
+    Fork.execution_id,
+    Fork.error,
+    Fork.created_at,
+    Fork.updated_at,
+)
+RUN_COLUMNS = (
+    ForkRun.execution_id,
+    ForkRun.status,
+    ForkRun.result_trace_id,
+    ForkRun.modified_input,
+    ForkRun.model,
+    ForkRun.parameters,
+    ForkRun.error,
+    ForkRun.failed_step,
+    ForkRun.claimed_at,
+    ForkRun.started_at,
+    ForkRun.ended_at,
+)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One claimed execution of a fork, with the changes it replays."""
+
+    fork_id: str
+    user_id: str
+    execution_id: str
+    trace_id: str
+    fork_point_span_id: str
+    name: str | None
+    modified_input: Any
+    has_modified_input: bool
+    model: str | None
+    parameters: dict[str, Any]
+
+
+def _parameters(mods: Modifications) -> dict[str, Any]:
+    return mods.parameters.as_dict() if mods.parameters is not None else {}
+
+
+async def create(db: Database, *, user_id: str, payload: ForkCreate) -> dict[str, Any]:
+    now = utcnow()
+    fork_id = str(uuid.uuid4())
+    async with db.write() as session:
+        await _require_span(
+            session, user_id=user_id, trace_id=payload.trace_id, span_id=payload.fork_point_span_id
+        )
+        await session.execute(
+            insert(Fork),
+            {
+                "id": fork_id,
+                "user_id": user_id,
+                "trace_id": payload.trace_id,
+                "fork_point_span_id": payload.fork_point_span_id,
+                "name": payload.name,
+                "status": "created",
+                "modified_input": payload.modified_input,
+                "model": payload.model,
+                "parameters": _parameters(payload),
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        fork = await _fork_dict(session, fork_id)
+    fork["runs"] = []
+    return fork
+
+
+async def _require_span(session: AsyncSession, *, user_id: str, trace_id: str, span_id: str) -> None:
+    trace = (
+        await session.execute(select(Trace.id).where(Trace.id == trace_id, Trace.user_id == user_id))
+    ).first()
+    if trace is None:
+        raise not_found("Trace")
+    span = (
+        await session.execute(
+            select(Span.pk).where(Span.trace_id == trace_id, Span.id == span_id, Span.user_id == user_id)
+        )
+    ).first()
+    if span is None:
+        raise ApiError(404, f"Span {span_id!r} not found in trace {trace_id!r}")
+
+
+async def _fork_dict(session: AsyncSession, fork_id: str) -> dict[str, Any]:
+    row = (await session.execute(select(*FORK_COLUMNS).where(Fork.id == fork_id))).one()
+    return dict(row._mapping)
+
+
+async def get(db: Database, *, user_id: str, fork_id: str) -> dict[str, Any]:
+    """The fork with its replays, oldest first."""
+    async with db.read() as session:
+        row = (
+            await session.execute(select(*FORK_COLUMNS).where(Fork.id == fork_id, Fork.user_id == user_id))
+        ).first()
+        if row is None:
+            raise not_found("Fork")
+        runs = await session.execute(
+            select(*RUN_COLUMNS)
+            .where(ForkRun.fork_id == fork_id)
+            .order_by(ForkRun.started_at, ForkRun.execution_id)
+        )
+        fork = dict(row._mapping)
+        fork["runs"] = [dict(r._mapping) for r in runs]
+        heartbeat_at = (await session.execute(select(Fork.heartbeat_at).where(Fork.id == fork_id))).scalar()
+    stale = fork["status"] == "running" and (heartbeat_at is None or heartbeat_at < utcnow() - STALE_AFTER)
+    # The process running it died; say so instead of answering `running` forever.
+    if stale and await fail_stale(db, fork_id=fork_id):
+        return await get(db, user_id=user_id, fork_id=fork_id)
+    return fork
+
+
+async def get_diff(db: Database, *, user_id: str, fork_id: str) -> dict[str, Any]:
+    """The original trace against the latest replay of the fork."""
+    fork = await get(db, user_id=user_id, fork_id=fork_id)
+    if fork["result_trace_id"] is None:
+        raise ApiError(
+            409, f"Fork {fork_id!r} has not been replayed yet: POST /api/v1/forks/{fork_id}/replay first"
+        )
+    original = await traces_service.get(db, user_id=user_id, trace_id=fork["trace_id"])
+    try:
+        replayed = await traces_service.get(db, user_id=user_id, trace_id=fork["result_trace_id"])
+    except ApiError:
+        raise ApiError(
+            409, f"The result trace of fork {fork_id!r} was deleted; replay the fork again"
+        ) from None
+    return {"fork_id": fork_id, **diff_traces(original, replayed)}
+
+
+async def list_forks(
+    db: Database, *, user_id: str, trace_id: str | None, page: Page
+) -> tuple[list[dict[str, Any]], int]:
+    condition = [Fork.user_id == user_id]
+    if trace_id is not None:
+        condition.append(Fork.trace_id == trace_id)
+    async with db.read() as session:
+        total = (await session.execute(select(func.count()).select_from(Fork).where(*condition))).scalar_one()
+        rows = await session.execute(
+            select(*FORK_COLUMNS)
+            .where(*condition)
+            .order_by(Fork.created_at.desc(), Fork.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return [dict(r._mapping) for r in rows], total
+
+
+async def begin_execution(
+    db: Database, *, user_id: str, fork_id: str, overrides: Modifications | None = None
+) -> Execution:
+    """Moves the fork to `running` under a new execution id; 409 while another execution runs."""
+    now = utcnow()
+    execution_id = str(uuid.uuid4())
+    async with db.write() as session:
+        fork = (
+            await session.execute(select(Fork).where(Fork.id == fork_id, Fork.user_id == user_id))
+        ).scalar_one_or_none()
+        if fork is None:
+            raise not_found("Fork")
+        given = overrides.model_fields_set if overrides is not None else set()
+        has_input = "modified_input" in given or fork.modified_input is not None
+        modified_input = (
+            overrides.modified_input if overrides and "modified_input" in given else fork.modified_input
+        )
+        model = overrides.model if overrides and "model" in given else fork.model
+        parameters = (
+            _parameters(overrides) if overrides and "parameters" in given else dict(fork.parameters or {})
+        )
+        # A conditional update, so that two requests (or processes) never both start an execution.
+        claimed = await session.execute(
+            update(Fork)
+            .where(
+                Fork.id == fork_id,
+                or_(
+                    Fork.status != "running",
+                    Fork.heartbeat_at.is_(None),
+                    Fork.heartbeat_at < now - STALE_AFTER,
+                ),
+            )
+            .values(status="running", execution_id=execution_id, error=None, heartbeat_at=now, updated_at=now)
+        )
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            raise ApiError(409, f"Fork {fork_id!r} is already replaying; wait until it completes or fails")
+        await session.execute(
+            update(ForkRun)
+            .where(ForkRun.fork_id == fork_id, ForkRun.status == "running")
+            .values(status="failed", error="superseded: the replay stopped answering", ended_at=now)
+        )
+        await session.execute(
+            insert(ForkRun),
+            {
+                "execution_id": execution_id,
+                "fork_id": fork_id,
+                "status": "running",
+                "modified_input": modified_input,
+                "model": model,
+                "parameters": parameters,
+                "started_at": now,
+            },
+        )
+        return Execution(
+            fork_id=fork_id,
+            user_id=user_id,
+            execution_id=execution_id,
+            trace_id=fork.trace_id,
+            fork_point_span_id=fork.fork_point_span_id,
+            name=fork.name,
+            modified_input=modified_input,
+            has_modified_input=has_input,
+            model=model,
+            parameters=parameters,
+        )
+
+
+async def create_result_trace(
+    db: Database, *, execution: Execution, original: dict[str, Any], spans: list[SpanIn], started_at: datetime
+) -> str:
+    """A new running trace of the caller that names what it is a fork of, holding `spans`."""
+    label = execution.name or execution.fork_id[:8]
+    payload = TraceCreate(
+        id=str(uuid.uuid4()),
+        name=f"{original.get('name') or 'trace'} (fork {label})"[:512],
+        status="running",
+        input=original.get("input"),
+        metadata={
+            "fork_of": execution.trace_id,
+            "fork_id": execution.fork_id,
+            "fork_point_span_id": execution.fork_point_span_id,
+            "execution_id": execution.execution_id,
+        },
+        started_at=started_at,
+        spans=spans,
+    )
+    trace = await traces_service.create(db, user_id=execution.user_id, payload=payload)
+    return str(trace["id"])
+
+
+async def link_result_trace(db: Database, *, fork_id: str, execution_id: str, trace_id: str) -> None:
+    async with db.write() as session:
+        await session.execute(
+            update(ForkRun).where(ForkRun.execution_id == execution_id).values(result_trace_id=trace_id)
+        )
+        await session.execute(
+            update(Fork)
+            .where(Fork.id == fork_id, Fork.execution_id == execution_id)
+            .values(result_trace_id=trace_id, updated_at=utcnow())
+        )
+
+
+async def finish_execution(
+    session: AsyncSession,
+    *,
+    fork_id: str,
+    execution_id: str,
+    status: str,
+    error: str | None = None,
+    failed_step: dict[str, Any] | None = None,
+) -> None:
+    """Ends the execution (inside the caller's write session, with its last spans)."""
+    now = utcnow()
+    await session.execute(
+        update(ForkRun)
+        .where(ForkRun.execution_id == execution_id)
+        .values(status=status, error=error, failed_step=failed_step, ended_at=now)
+    )
+    await session.execute(
+        update(Fork)
+        .where(Fork.id == fork_id, Fork.execution_id == execution_id)
+        .values(status=status, error=error, heartbeat_at=now, updated_at=now)
+    )
+
+
+async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) -> dict[str, Any]:
+    """A live agent takes on an execution: 200 for the current one, 409 for any other."""
+    async with db.write() as session:
+        fork = (
+            await session.execute(
+                select(Fork.execution_id).where(Fork.id == fork_id, Fork.user_id == user_id)
+            )
+        ).first()
+        if fork is None:
+            raise not_found("Fork")
+        if fork.execution_id != execution_id:
+            known = (
+                await session.execute(
+                    select(ForkRun.execution_id).where(
+                        ForkRun.fork_id == fork_id, ForkRun.execution_id == execution_id
+                    )
+                )
+            ).first()
+            reason = "has been superseded by a newer replay" if known else "is not an execution of this fork"
+            raise ApiError(
+                409, f"Execution {execution_id!r} {reason}; the current one is {fork.execution_id!r}"
+            )
+        now = utcnow()
+        await session.execute(
+            update(ForkRun)
+            .where(ForkRun.execution_id == execution_id, ForkRun.claimed_at.is_(None))
+            .values(claimed_at=now)
+        )
+        await session.execute(update(Fork).where(Fork.id == fork_id).values(heartbeat_at=now))
+    return await get(db, user_id=user_id, fork_id=fork_id)
+
+
+async def heartbeat(session: AsyncSession, fork_ids: list[str]) -> None:
+    if fork_ids:
+        await session.execute(
+            update(Fork).where(Fork.id.in_(fork_ids), Fork.status == "running").values(heartbeat_at=utcnow())
+        )
+
+
+async def fail_stale(db: Database, *, fork_id: str | None = None) -> int:
+    """Marks failed the executions whose process stopped sending heartbeats (it died)."""
+    now = utcnow()
+    condition = [
+        Fork.status == "running",
+        or_(Fork.heartbeat_at.is_(None), Fork.heartbeat_at < now - STALE_AFTER),
+    ]
+    if fork_id is not None:
+        condition.append(Fork.id == fork_id)
+    message = "the server stopped during the replay"
+    async with db.write() as session:
+        stale = (
+            await session.execute(select(Fork.id, Fork.execution_id, Fork.result_trace_id).where(*condition))
+        ).all()
+        for row in stale:
+            await session.execute(
+                update(ForkRun)
+                .where(ForkRun.execution_id == row.execution_id, ForkRun.status == "running")
+                .values(status="failed", error=message, ended_at=now)
+            )
+            if row.result_trace_id is not None:
+                await session.execute(
+                    update(Trace)
+                    .where(Trace.id == row.result_trace_id, Trace.status == "running")
+                    .values(status="failed", error=message, ended_at=now, updated_at=now)
+                )
+            await session.execute(
+                update(Fork)
+                .where(Fork.id == row.id, Fork.status == "running")
+                .values(status="failed", error=message, updated_at=now)
+            )
+        return len(stale)

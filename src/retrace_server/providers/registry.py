@@ -1,0 +1,95 @@
+"""Which provider replays a span, and the SDK clients a replay uses."""
+
+from __future__ import annotations
+
+from retrace_server.config import Settings
+from retrace_server.providers.anthropic_provider import AnthropicProvider
+from retrace_server.providers.base import ChatProvider, ProviderConfigError
+from retrace_server.providers.openai_provider import OpenAIProvider
+
+# Providers that speak the OpenAI Chat Completions protocol, reached through RETRACE_OPENAI_BASE_URL.
+OPENAI_COMPATIBLE = frozenset(
+    {
+        "openai",
+        "azure",
+        "azure_openai",
+        "openrouter",
+        "groq",
+        "together",
+        "vllm",
+        "ollama",
+        "deepseek",
+        "litellm",
+    }
+)
+ANTHROPIC = frozenset({"anthropic", "claude"})
+PROVIDER_TIMEOUT_S = 120.0
+PROVIDER_MAX_RETRIES = 2
+
+
+def provider_name(*, provider: str | None, model: str | None) -> str:
+    """`openai` or `anthropic`, from the span's recorded provider, else from the model name."""
+    if provider:
+        key = provider.strip().lower()
+        if key in OPENAI_COMPATIBLE:
+            return "openai"
+        if key in ANTHROPIC:
+            return "anthropic"
+        raise ProviderConfigError(
+            f"unknown provider {provider!r}: replay supports OpenAI-compatible endpoints "
+            "(set metadata.provider to 'openai' and RETRACE_OPENAI_BASE_URL) and Anthropic ('anthropic')"
+        )
+    if model and model.split("/")[-1].lower().startswith("claude"):
+        return "anthropic"
+    # Any other model is served through the OpenAI-compatible endpoint (OpenAI, vLLM, Ollama...).
+    return "openai"
+
+
+class ProviderPool:
+    """Creates at most one client per provider for one replay, checking its settings first."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, ChatProvider] = {}
+
+    def check(self, name: str) -> None:
+        if name == "openai" and not self._settings.openai_api_key:
+            raise ProviderConfigError(
+                "RETRACE_OPENAI_API_KEY is not set: give it (and RETRACE_OPENAI_BASE_URL for an "
+                "OpenAI-compatible endpoint) to replay OpenAI spans"
+            )
+        if name == "anthropic" and not self._settings.anthropic_api_key:
+            raise ProviderConfigError(
+                "RETRACE_ANTHROPIC_API_KEY is not set: give it (and RETRACE_ANTHROPIC_BASE_URL "
+                "for another endpoint) to replay Anthropic spans"
+            )
+
+    def get(self, name: str) -> ChatProvider:
+        client = self._clients.get(name)
+        if client is not None:
+            return client
+        self.check(name)
+        s = self._settings
+        if name == "openai":
+            assert s.openai_api_key
+            client = OpenAIProvider(
+                api_key=s.openai_api_key,
+                base_url=s.openai_base_url,
+                timeout_s=PROVIDER_TIMEOUT_S,
+                max_retries=PROVIDER_MAX_RETRIES,
+            )
+        else:
+            assert s.anthropic_api_key
+            client = AnthropicProvider(
+                api_key=s.anthropic_api_key,
+                base_url=s.anthropic_base_url,
+                timeout_s=PROVIDER_TIMEOUT_S,
+                max_retries=PROVIDER_MAX_RETRIES,
+            )
+        self._clients[name] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
