@@ -20,7 +20,9 @@ REDIS_URL = os.environ.get("RETRACE_TEST_REDIS_URL")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", choices=["sqlite", "postgres", "all"], default="all", help="database backends to test")
+    parser.addoption(
+        "--db", choices=["sqlite", "postgres", "all"], default="all", help="database backends to test"
+    )
 
 
 def _backends(config: pytest.Config) -> list[str]:

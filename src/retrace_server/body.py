@@ -23,7 +23,9 @@ async def parse_body(request: Request, model: type[ModelT], *, required: bool = 
     except ValidationError as exc:
         errors = exc.errors()
         if errors and errors[0].get("type") == "json_invalid":
-            raise ApiError(400, f"Invalid JSON body: {errors[0].get('ctx', {}).get('error', 'malformed')}") from None
+            raise ApiError(
+                400, f"Invalid JSON body: {errors[0].get('ctx', {}).get('error', 'malformed')}"
+            ) from None
         if errors and errors[0].get("type") == "model_type":
             raise ApiError(400, "Request body must be a JSON object") from None
         raise ApiError(400, describe_validation_errors(errors)) from None
@@ -34,6 +36,10 @@ def body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, A
     return {
         "requestBody": {
             "required": required,
-            "content": {"application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}},
+            "content": {
+                "application/json": {
+                    "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+                }
+            },
         }
     }

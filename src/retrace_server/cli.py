@@ -16,7 +16,9 @@ from retrace_server.db import migrate
 from retrace_server.db.engine import Database
 from retrace_server.logging_setup import LOG_FORMAT, configure_logging
 
-cli = typer.Typer(help="Retrace server: record, search, share, fork and replay AI-agent runs.", no_args_is_help=True)
+cli = typer.Typer(
+    help="Retrace server: record, search, share, fork and replay AI-agent runs.", no_args_is_help=True
+)
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 

@@ -85,7 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JsonResponse:
-        return error_response(400, describe_validation_errors(exc.errors(), skip_prefix=("body", "query", "path")))
+        return error_response(
+            400, describe_validation_errors(exc.errors(), skip_prefix=("body", "query", "path"))
+        )
 
     @app.exception_handler(ValidationError)
     async def _pydantic_error(_request: Request, exc: ValidationError) -> JsonResponse:

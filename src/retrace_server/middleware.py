@@ -77,7 +77,9 @@ class RequestContextMiddleware:
             if not status_holder["started"]:
                 await self._send_error(send_with_id, 413, self._too_large_message())
         except Exception:
-            error_log.exception("unhandled error request_id=%s %s %s", request_id, scope["method"], scope["path"])
+            error_log.exception(
+                "unhandled error request_id=%s %s %s", request_id, scope["method"], scope["path"]
+            )
             if not status_holder["started"]:
                 await self._send_error(send_with_id, 500, f"Internal server error (request id {request_id})")
         finally:
@@ -93,7 +95,9 @@ class RequestContextMiddleware:
             )
 
     def _too_large_message(self) -> str:
-        return f"Request body too large: the limit is {self.max_body_bytes} bytes; send spans in smaller batches"
+        return (
+            f"Request body too large: the limit is {self.max_body_bytes} bytes; send spans in smaller batches"
+        )
 
     def _check_request(self, scope: Scope) -> tuple[int, str] | None:
         if scope["method"] not in _BODY_METHODS:
@@ -133,6 +137,9 @@ class RequestContextMiddleware:
     @staticmethod
     async def _send_error(send: Send, status: int, message: str) -> None:
         body = orjson.dumps({"error": message})
-        headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers: list[Any] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -86,7 +86,12 @@ def start_server(settings: Settings) -> RunningServer:
     asyncio.run(migrate.upgrade(settings.database_url))
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name=f"retrace-test-server-{port}")

@@ -57,7 +57,7 @@ def test_span_ids_are_upserted_not_duplicated(alice: ApiUser) -> None:
     assert r.json()["span_count"] == 3
     assert r.json()["total_tokens"] == 10 + 50 + 15 + 15
     full = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
-    assert [s["output"] for s in full["spans"]][0] == "rewritten"
+    assert full["spans"][0]["output"] == "rewritten"
     assert len({s["id"] for s in full["spans"]}) == 3
 
 
@@ -110,7 +110,10 @@ def test_list_filters_and_envelope(alice: ApiUser) -> None:
     ids = []
     for i, status in enumerate(["running", "completed", "failed"]):
         t = _trace(
-            name=f"Refund flow {i}", status=status, session_id=session, started_at=f"2026-11-2{i + 1}T10:00:00Z"
+            name=f"Refund flow {i}",
+            status=status,
+            session_id=session,
+            started_at=f"2026-11-2{i + 1}T10:00:00Z",
         )
         ids.append(t["id"])
         assert alice.client.post("/api/v1/traces", json=t).status_code == 201
@@ -122,7 +125,9 @@ def test_list_filters_and_envelope(alice: ApiUser) -> None:
     assert body["total"] == 3 and body["limit"] == 20 and body["offset"] == 0
     assert [t["id"] for t in body["data"]] == list(reversed(ids))
 
-    assert [t["id"] for t in alice.client.get("/api/v1/traces", params={"status": "failed"}).json()["data"]] == [ids[2]]
+    assert [
+        t["id"] for t in alice.client.get("/api/v1/traces", params={"status": "failed"}).json()["data"]
+    ] == [ids[2]]
     named = alice.client.get("/api/v1/traces", params={"name": "refund FLOW"}).json()
     assert named["total"] == 3
     window = alice.client.get(

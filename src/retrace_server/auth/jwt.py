@@ -16,7 +16,9 @@ _LEEWAY_S = 5
 class JwtVerifier:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
+        )
 
     @property
     def configured(self) -> bool:

@@ -27,7 +27,9 @@ async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database to `revision` (all domain branches by default)."""
     engine = make_engine(database_url, pool_size=1)
     try:
-        runner = engine.execution_options(sqlite_immediate=True) if database_url.startswith("sqlite") else engine
+        runner = (
+            engine.execution_options(sqlite_immediate=True) if database_url.startswith("sqlite") else engine
+        )
         async with runner.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})

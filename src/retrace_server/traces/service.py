@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,7 +120,7 @@ async def upsert_spans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     if not rows:
         return
     # Rows are keyed by column name (`metadata`), so the statement targets the table.
-    table = Span.__table__
+    table = cast(Table, Span.__table__)
     if session.get_bind().dialect.name == "postgresql":
         stmt: Any = postgresql.insert(table)
     else:

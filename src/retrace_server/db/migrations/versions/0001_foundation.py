@@ -68,9 +68,7 @@ def upgrade() -> None:
         "spans",
         sa.Column("pk", BigIntPk, primary_key=True, autoincrement=True),
         sa.Column("id", sa.String(128), nullable=False),
-        sa.Column(
-            "trace_id", sa.String(128), sa.ForeignKey("traces.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("trace_id", sa.String(128), sa.ForeignKey("traces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("user_id", sa.String(128), nullable=False),
         sa.Column("parent_id", sa.String(128), nullable=True),
         sa.Column("span_type", sa.String(32), nullable=False),

@@ -1,0 +1,3 @@
+from retrace_server.cli import main
+
+main()
