@@ -14,6 +14,8 @@ from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.errors import install_error_handlers
+from retrace_server.forks.router import router as forks_router
+from retrace_server.forks.runner import open_runner
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
@@ -27,9 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
         app.state.rate_limits = make_rate_limits(settings)
+        app.state.fork_runner = await open_runner(app.state.db)
         try:
             yield
         finally:
+            await app.state.fork_runner.shutdown()
             await close_rate_limits(app.state.rate_limits)
             await app.state.db.dispose()
 
@@ -53,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(traces_router)
     app.include_router(api_keys_router)
     app.include_router(billing_router)
+    app.include_router(forks_router)
     return app
