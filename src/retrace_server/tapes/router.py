@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from retrace_server.auth.dependencies import UserDep, authenticate
+from retrace_server.body import body_schema, parse_body
+from retrace_server.deps import DbDep, SettingsDep
+from retrace_server.errors import ApiError
+from retrace_server.jsonutil import JsonResponse, list_envelope
+from retrace_server.pagination import PageDep
+from retrace_server.tapes import service
+from retrace_server.tapes.schemas import TapeCreate
+
+router = APIRouter(prefix="/api/v1/tapes", tags=["tapes"])
+
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"description": "Invalid body or parameters"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid credentials"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such tape"}}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Publish a redacted, frozen snapshot of a trace",
+    responses={
+        **BAD_REQUEST,
+        **UNAUTHORIZED,
+        404: {"description": "No such trace for this user"},
+        413: {},
+        415: {},
+    },
+    openapi_extra=body_schema(TapeCreate),
+)
+async def create_tape(request: Request, user: UserDep, db: DbDep, settings: SettingsDep) -> JsonResponse:
+    payload = await parse_body(request, TapeCreate)
+    tape = await service.create(db, user_id=user.id, payload=payload, public_url=settings.public_url)
+    return JsonResponse(tape, status_code=201)
+
+
+@router.get(
+    "",
+    summary="List public tapes (or your own with mine=true), newest first",
+    responses={**BAD_REQUEST, 401: {"description": "mine=true without valid credentials"}},
+)
+async def list_tapes(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    page: PageDep,
+    mine: Annotated[
+        bool, Query(description="Your own tapes, public and unlisted (needs credentials)")
+    ] = False,
+) -> JsonResponse:
+    owner_id = None
+    if mine:
+        user = await authenticate(request)
+        if user is None:
+            raise ApiError(
+                401, "mine=true needs credentials: send `x-retrace-key` or `Authorization: Bearer <jwt>`"
+            )
+        owner_id = user.id
+    data, total = await service.list_tapes(db, page=page, public_url=settings.public_url, owner_id=owner_id)
+    return JsonResponse(list_envelope(data, total=total, limit=page.limit, offset=page.offset))
+
+
+@router.get(
+    "/{slug}",
+    summary="Get a tape with its spans (public, no credentials)",
+    responses={**NOT_FOUND, 429: {"description": "Too many reads from this address"}},
+)
+async def get_tape(slug: str, db: DbDep, settings: SettingsDep) -> JsonResponse:
+    return JsonResponse(await service.get(db, slug=slug, public_url=settings.public_url))
+
+
+@router.delete(
+    "/{slug}",
+    status_code=204,
+    summary="Remove one of your tapes",
+    responses={**UNAUTHORIZED, 404: {"description": "No such tape of this user"}},
+)
+async def delete_tape(slug: str, user: UserDep, db: DbDep) -> Response:
+    await service.delete_tape(db, user_id=user.id, slug=slug)
+    return Response(status_code=204)
