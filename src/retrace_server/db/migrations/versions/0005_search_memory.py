@@ -1,0 +1,203 @@
+"""Search and memory: full-text index of spans, indexing queue, vectors, memories.
+
+Revision ID: 0005_search_memory
+Revises: 0001_foundation
+Create Date: 2026-11-28
+
+Lexical search is FTS5 (SQLite) or a generated tsvector with GIN (PostgreSQL), kept current
+by the database itself so a span is findable the moment it is stored. Triggers also queue a
+span for embedding whenever its text changes. With the pgvector extension, vector tables get
+an `embedding` column with an HNSW index for 384-dimension vectors (all-MiniLM-L6-v2).
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime
+
+revision: str = "0005_search_memory"
+down_revision: str | Sequence[str] | None = "0001_foundation"
+branch_labels: str | Sequence[str] | None = ("search_memory",)
+depends_on: str | Sequence[str] | None = None
+
+TEXT_COLUMNS = ("name", "span_type", "model", "error", "input", "output")
+HNSW_DIM = 384
+
+_SQLITE_TEXT_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in TEXT_COLUMNS)
+_PG_TEXT_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TEXT_COLUMNS)
+_COLS = ", ".join(TEXT_COLUMNS)
+_NEW = ", ".join(f"new.{c}" for c in TEXT_COLUMNS)
+_OLD = ", ".join(f"old.{c}" for c in TEXT_COLUMNS)
+_ENQUEUE = (
+    "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "
+    "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
+)
+
+SQLITE_DDL = [
+    f"CREATE VIRTUAL TABLE spans_fts USING fts5({_COLS}, content='spans', content_rowid='pk', "
+    "tokenize='porter unicode61')",
+    f"""CREATE TRIGGER spans_search_insert AFTER INSERT ON spans BEGIN
+        INSERT INTO spans_fts (rowid, {_COLS}) VALUES (new.pk, {_NEW});
+        {_ENQUEUE};
+    END""",
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_SQLITE_TEXT_CHANGED} BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_COLS}) VALUES ('delete', old.pk, {_OLD});
+        INSERT INTO spans_fts (rowid, {_COLS}) VALUES (new.pk, {_NEW});
+        {_ENQUEUE};
+    END""",
+    f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_COLS}) VALUES ('delete', old.pk, {_OLD});
+        DELETE FROM span_index_queue WHERE span_pk = old.pk;
+    END""",
+]
+
+_PG_DOCUMENT = (
+    "setweight(to_tsvector('english', "
+    "coalesce(name, '') || ' ' || span_type || ' ' || coalesce(model, '')), 'A')"
+    " || setweight(to_tsvector('english', coalesce(error, '')), 'A')"
+    " || setweight(to_tsvector('english', left(coalesce(input::text, ''), 100000)), 'B')"
+    " || setweight(to_tsvector('english', left(coalesce(output::text, ''), 100000)), 'B')"
+)
+
+POSTGRES_DDL = [
+    f"ALTER TABLE spans ADD COLUMN search_document tsvector GENERATED ALWAYS AS ({_PG_DOCUMENT}) STORED",
+    "CREATE INDEX ix_spans_search_document ON spans USING gin (search_document)",
+    f"""CREATE FUNCTION retrace_enqueue_span() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        {_ENQUEUE.replace("new.pk", "NEW.pk")};
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER spans_index_insert AFTER INSERT ON spans FOR EACH ROW "
+    "EXECUTE FUNCTION retrace_enqueue_span()",
+    f"CREATE TRIGGER spans_index_update AFTER UPDATE ON spans FOR EACH ROW WHEN ({_PG_TEXT_CHANGED}) "
+    "EXECUTE FUNCTION retrace_enqueue_span()",
+    """CREATE FUNCTION retrace_dequeue_span() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM span_index_queue WHERE span_pk = OLD.pk;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER spans_index_delete AFTER DELETE ON spans FOR EACH ROW "
+    "EXECUTE FUNCTION retrace_dequeue_span()",
+]
+
+
+def _create_pgvector_columns() -> None:
+    bind = op.get_bind()
+    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first()
+    if available is None:
+        return
+    # Creating an extension may need privileges the deployment lacks; search then stays exact.
+    savepoint = bind.begin_nested()
+    try:
+        bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
+    except sa.exc.DBAPIError:
+        savepoint.rollback()
+        return
+    savepoint.commit()
+    for table in ("span_vectors", "memory_vectors"):
+        op.execute(f"ALTER TABLE {table} ADD COLUMN embedding vector")
+        op.execute(
+            f"CREATE INDEX ix_{table}_hnsw ON {table} "
+            f"USING hnsw ((embedding::vector({HNSW_DIM})) vector_cosine_ops) "
+            f"WHERE vector_dims(embedding) = {HNSW_DIM}"
+        )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "embedding_cache",
+        sa.Column("content_hash", sa.String(64), primary_key=True),
+        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+    )
+    op.create_table(
+        "span_index_queue",
+        sa.Column("span_pk", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.Integer(), nullable=False, server_default="1"),
+        sa.Column("claimed_until", UtcDateTime(), nullable=True),
+    )
+    op.create_table(
+        "span_vectors",
+        sa.Column("id", BigIntPk, primary_key=True, autoincrement=True),
+        sa.Column(
+            "span_pk",
+            sa.BigInteger(),
+            sa.ForeignKey("spans.pk", ondelete="CASCADE"),
+            nullable=False,
+            unique=True,
+        ),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("trace_id", sa.String(128), nullable=False),
+        sa.Column("span_type", sa.String(32), nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_span_vectors_user_id", "span_vectors", ["user_id", "id"])
+    op.create_table(
+        "memories",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("scope", sa.String(256), nullable=False),
+        sa.Column("category", sa.String(64), nullable=True),
+        sa.Column("key", sa.String(256), nullable=True),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("metadata", JsonColumn, nullable=False),
+        sa.Column("confidence", sa.Float(), nullable=True),
+        sa.Column("source_trace_id", sa.String(128), nullable=True),
+        sa.Column("source_span_id", sa.String(128), nullable=True),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.UniqueConstraint("user_id", "scope", "key", name="uq_memories_user_scope_key"),
+        sa.UniqueConstraint("user_id", "scope", "content_hash", name="uq_memories_user_scope_content"),
+    )
+    op.create_index("ix_memories_user_created", "memories", ["user_id", "created_at"])
+    op.create_table(
+        "memory_vectors",
+        sa.Column("id", BigIntPk, primary_key=True, autoincrement=True),
+        sa.Column(
+            "memory_id",
+            sa.String(36),
+            sa.ForeignKey("memories.id", ondelete="CASCADE"),
+            nullable=False,
+            unique=True,
+        ),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("scope", sa.String(256), nullable=False),
+        sa.Column("category", sa.String(64), nullable=True),
+        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_memory_vectors_user_id", "memory_vectors", ["user_id", "id"])
+
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
+        for statement in SQLITE_DDL:
+            op.execute(statement)
+        # Spans stored before this migration: index them lexically and queue them for embedding.
+        op.execute(f"INSERT INTO spans_fts (rowid, {_COLS}) SELECT pk, {_COLS} FROM spans")
+    elif dialect == "postgresql":
+        for statement in POSTGRES_DDL:
+            op.execute(statement)
+        _create_pgvector_columns()
+    op.execute("INSERT INTO span_index_queue (span_pk, seq) SELECT pk, 1 FROM spans")
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
+        for trigger in ("spans_search_insert", "spans_search_update", "spans_search_delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS spans_fts")
+    elif dialect == "postgresql":
+        for trigger in ("spans_index_insert", "spans_index_update", "spans_index_delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON spans")
+        op.execute("DROP FUNCTION IF EXISTS retrace_enqueue_span()")
+        op.execute("DROP FUNCTION IF EXISTS retrace_dequeue_span()")
+        op.execute("ALTER TABLE spans DROP COLUMN IF EXISTS search_document")
+    for table in ("memory_vectors", "memories", "span_vectors", "span_index_queue", "embedding_cache"):
+        op.drop_table(table)

@@ -1,0 +1,135 @@
+"""What a process holds for semantic search: the embedder, its threads, the vector indexes."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrace_server.config import Settings
+from retrace_server.db.engine import Database
+from retrace_server.embeddings.backends import Embedder, make_embedder
+from retrace_server.embeddings.models import EmbeddingCache, SpanVector
+from retrace_server.embeddings.store import SyncedIndex, epoch, from_blob, to_blob
+from retrace_server.embeddings.text import content_hash
+from retrace_server.memory.models import MemoryVector
+
+
+@dataclass
+class Embedded:
+    """Vectors of some texts, and the cache rows that were missing (to store with the results)."""
+
+    hashes: list[str]
+    vectors: list[np.ndarray]
+    new_cache_rows: dict[str, bytes]
+    cache_hits: int
+
+
+class EmbeddingService:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.embedder = embedder if embedder is not None else make_embedder(settings)
+        # Requests and indexing embed on separate threads, so a query never queues behind a batch.
+        self._request_pool = ThreadPoolExecutor(1, thread_name_prefix="retrace-embed-request")
+        self._indexing_pool = ThreadPoolExecutor(1, thread_name_prefix="retrace-embed-indexing")
+        self.spans = SyncedIndex(
+            id_column=SpanVector.id,
+            user_column=SpanVector.user_id,
+            key_column=SpanVector.span_pk,
+            vector_column=SpanVector.vector,
+            attr_columns={
+                "trace_id": SpanVector.trace_id,
+                "span_type": SpanVector.span_type,
+                "started_at": SpanVector.started_at,
+            },
+            attr_converters={"started_at": epoch},
+        )
+        self.memories = SyncedIndex(
+            id_column=MemoryVector.id,
+            user_column=MemoryVector.user_id,
+            key_column=MemoryVector.memory_id,
+            vector_column=MemoryVector.vector,
+            attr_columns={"scope": MemoryVector.scope, "category": MemoryVector.category},
+        )
+        self._pgvector: bool | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.embedder is not None
+
+    @property
+    def embedder_id(self) -> str:
+        assert self.embedder is not None
+        return self.embedder.id
+
+    async def embed_query(self, query: str) -> np.ndarray:
+        assert self.embedder is not None
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._request_pool, self.embedder.embed, [query])
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    async def embed(self, db: Database, texts: list[str], *, for_indexing: bool = False) -> Embedded:
+        """Vectors of `texts`, each distinct text embedded once and at most once ever (cache)."""
+        assert self.embedder is not None
+        hashes = [content_hash(t, embedder_id=self.embedder.id) for t in texts]
+        known: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(hashes))
+        async with db.read() as session:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                rows = await session.execute(
+                    select(EmbeddingCache.content_hash, EmbeddingCache.vector).where(
+                        EmbeddingCache.content_hash.in_(chunk)
+                    )
+                )
+                known.update({h: v for h, v in rows})
+        missing = [h for h in unique if h not in known]
+        new_rows: dict[str, bytes] = {}
+        if missing:
+            first_text = dict(zip(reversed(hashes), reversed(texts), strict=True))
+            pool = self._indexing_pool if for_indexing else self._request_pool
+            loop = asyncio.get_running_loop()
+            matrix = await loop.run_in_executor(pool, self.embedder.embed, [first_text[h] for h in missing])
+            for h, vector in zip(missing, matrix, strict=True):
+                new_rows[h] = to_blob(vector)
+            known.update(new_rows)
+        return Embedded(
+            hashes=hashes,
+            vectors=[from_blob(known[h]) for h in hashes],
+            new_cache_rows=new_rows,
+            cache_hits=len(texts) - len(missing),
+        )
+
+    async def has_pgvector(self, session: AsyncSession) -> bool:
+        if self._pgvector is None:
+            if session.get_bind().dialect.name != "postgresql":
+                self._pgvector = False
+            else:
+                found = await session.execute(
+                    text(
+                        "SELECT 1 FROM information_schema.columns "
+                        "WHERE table_name = 'span_vectors' AND column_name = 'embedding'"
+                    )
+                )
+                self._pgvector = found.first() is not None
+        return self._pgvector
+
+    def close(self) -> None:
+        self._request_pool.shutdown(wait=False, cancel_futures=True)
+        self._indexing_pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def store_cache_rows(session: AsyncSession, rows: dict[str, bytes]) -> None:
+    if not rows:
+        return
+    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_fn(EmbeddingCache).on_conflict_do_nothing(index_elements=[EmbeddingCache.content_hash])
+    await session.execute(stmt, [{"content_hash": h, "vector": v} for h, v in rows.items()])
+
+
+def pgvector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"

@@ -1,0 +1,175 @@
+"""Hybrid span search: lexical and vector rankings fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrace_server.db.engine import Database
+from retrace_server.db.types import UtcDateTime
+from retrace_server.embeddings.service import EmbeddingService, pgvector_literal
+from retrace_server.errors import ApiError
+from retrace_server.search import lexical
+from retrace_server.search.highlight import highlight
+from retrace_server.search.schemas import SearchMode, SearchRequest
+from retrace_server.traces.models import Span
+from retrace_server.traces.service import SPAN_COLUMNS
+
+RRF_K = 60
+HNSW_DIM = 384
+
+
+def fuse(rankings: list[list[int]], *, limit: int) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion, scaled so that first place in every ranking scores 1."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, pk in enumerate(ranking, start=1):
+            scores[pk] = scores.get(pk, 0.0) + 1.0 / (RRF_K + rank)
+    best = len(rankings) / (RRF_K + 1)
+    ordered = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
+    return [(pk, min(1.0, score / best)) for pk, score in ordered]
+
+
+def _mode(request: SearchRequest, embeddings: EmbeddingService) -> SearchMode:
+    if embeddings.enabled:
+        return request.mode
+    if request.mode == "semantic":
+        raise ApiError(400, "Semantic search is off on this server (RETRACE_EMBEDDER=none); use mode=lexical")
+    return "lexical"
+
+
+def _mask(request: SearchRequest) -> Any:
+    if (
+        request.trace_id is None
+        and request.span_type is None
+        and request.since is None
+        and request.until is None
+    ):
+        return None
+
+    def mask(attrs: Mapping[str, np.ndarray]) -> np.ndarray:
+        keep = np.ones(len(attrs["trace_id"]), dtype=bool)
+        if request.trace_id is not None:
+            keep &= attrs["trace_id"] == request.trace_id
+        if request.span_type is not None:
+            keep &= attrs["span_type"] == request.span_type
+        if request.since is not None or request.until is not None:
+            started = attrs["started_at"].astype(np.float64)
+            if request.since is not None:
+                keep &= started >= request.since.timestamp()
+            if request.until is not None:
+                keep &= started < request.until.timestamp()
+        return keep
+
+    return mask
+
+
+async def _semantic_exact(
+    session: AsyncSession,
+    embeddings: EmbeddingService,
+    *,
+    user_id: str,
+    vector: np.ndarray,
+    request: SearchRequest,
+    depth: int,
+) -> list[int]:
+    vectors = await embeddings.spans.refresh(session, user_id)
+    return [int(pk) for pk, _score in vectors.search(vector, k=depth, mask=_mask(request))]  # type: ignore[call-overload]
+
+
+async def _semantic_pgvector(
+    session: AsyncSession, *, user_id: str, vector: np.ndarray, request: SearchRequest, depth: int
+) -> list[int]:
+    params: dict[str, Any] = {
+        "user_id": user_id,
+        "q": pgvector_literal(vector),
+        "depth": depth,
+        "dim": len(vector),
+    }
+    clauses = ""
+    for name in ("trace_id", "span_type"):
+        value = getattr(request, name)
+        if value is not None:
+            clauses += f" AND {name} = :{name}"
+            params[name] = value
+    if request.since is not None:
+        clauses += " AND started_at >= :since"
+        params["since"] = request.since
+    if request.until is not None:
+        clauses += " AND started_at < :until"
+        params["until"] = request.until
+    # The HNSW index covers 384-dimension vectors; other sizes are ranked exactly.
+    column = f"embedding::vector({HNSW_DIM})" if len(vector) == HNSW_DIM else "embedding"
+    target = f"CAST(:q AS vector({HNSW_DIM}))" if len(vector) == HNSW_DIM else "CAST(:q AS vector)"
+    sql = text(
+        "SELECT span_pk FROM span_vectors "
+        f"WHERE user_id = :user_id AND vector_dims(embedding) = :dim{clauses} "
+        f"ORDER BY {column} <=> {target} LIMIT :depth"
+    ).bindparams(*[bindparam(n, type_=UtcDateTime()) for n in ("since", "until") if n in params])
+    # Other users' vectors share the graph; a wider beam keeps enough of the caller's.
+    await session.execute(text("SET LOCAL hnsw.ef_search = 400"))
+    return [row[0] for row in await session.execute(sql, params)]
+
+
+async def search(
+    db: Database, embeddings: EmbeddingService, *, user_id: str, request: SearchRequest
+) -> dict[str, Any]:
+    mode = _mode(request, embeddings)
+    depth = max(50, request.limit * 5)
+    query_vector = (
+        asyncio.create_task(embeddings.embed_query(request.query)) if mode in ("hybrid", "semantic") else None
+    )
+    rankings: list[list[int]] = []
+    try:
+        async with db.read() as session:
+            if mode in ("hybrid", "lexical"):
+                rankings.append(await lexical.ranked(session, user_id=user_id, request=request, depth=depth))
+            if query_vector is not None:
+                vector = await query_vector
+                if await embeddings.has_pgvector(session):
+                    ranking = await _semantic_pgvector(
+                        session, user_id=user_id, vector=vector, request=request, depth=depth
+                    )
+                else:
+                    ranking = await _semantic_exact(
+                        session, embeddings, user_id=user_id, vector=vector, request=request, depth=depth
+                    )
+                rankings.append(ranking)
+            fused = fuse(rankings, limit=request.limit * 2)
+            spans = await _spans(session, user_id=user_id, pks=[pk for pk, _ in fused])
+    finally:
+        if query_vector is not None and not query_vector.done():
+            query_vector.cancel()
+    gone = [pk for pk, _ in fused if pk not in spans]
+    if gone:
+        # Deleted since they were indexed: drop them from this process's vectors.
+        embeddings.spans.forget(user_id, gone)
+    data = [
+        {
+            "score": round(score, 6),
+            "trace_id": spans[pk]["trace_id"],
+            "span": spans[pk],
+            "highlight": highlight(spans[pk], request.query),
+        }
+        for pk, score in fused
+        if pk in spans
+    ][: request.limit]
+    return {"data": data, "mode": mode}
+
+
+async def _spans(session: AsyncSession, *, user_id: str, pks: list[int]) -> dict[int, dict[str, Any]]:
+    if not pks:
+        return {}
+    rows = await session.execute(
+        select(Span.pk, *SPAN_COLUMNS).where(Span.pk.in_(pks), Span.user_id == user_id)
+    )
+    found = {}
+    for row in rows:
+        values = dict(row._mapping)
+        found[values.pop("pk")] = values
+    return found
