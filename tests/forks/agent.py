@@ -25,7 +25,9 @@ def _stamp(base: datetime, seconds: float) -> str:
 class Recorder:
     """Calls the provider through its official SDK and keeps each call as a span."""
 
-    def __init__(self, llm: FakeLLMServer, *, provider: str, model: str, record_provider: bool = True) -> None:
+    def __init__(
+        self, llm: FakeLLMServer, *, provider: str, model: str, record_provider: bool = True
+    ) -> None:
         self.provider, self.model, self.record_provider = provider, model, record_provider
         self.spans: list[dict[str, Any]] = []
         self._base = datetime.now(UTC) - timedelta(hours=1)
@@ -37,7 +39,10 @@ class Recorder:
     def llm(self, name: str, messages: list[dict[str, Any]]) -> str:
         if self.provider == "anthropic":
             reply = self._anthropic.messages.create(
-                model=self.model, system=SYSTEM, messages=messages, max_tokens=200  # type: ignore[arg-type]
+                model=self.model,
+                system=SYSTEM,
+                messages=messages,
+                max_tokens=200,  # type: ignore[arg-type]
             )
             text = reply.content[0].text  # type: ignore[union-attr]
             tokens = (reply.usage.input_tokens, reply.usage.output_tokens)
@@ -101,7 +106,9 @@ def run_travel_agent(
             {"role": "user", "content": "Now answer the question."},
         ],
     )
-    final = rec.llm("polish", [{"role": "user", "content": f"Polish this answer for the traveller: {answer}"}])
+    final = rec.llm(
+        "polish", [{"role": "user", "content": f"Polish this answer for the traveller: {answer}"}]
+    )
     trace = {
         "id": str(uuid.uuid4()),
         "name": "travel-agent",

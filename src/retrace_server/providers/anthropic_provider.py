@@ -7,7 +7,7 @@ from typing import Any
 
 import anthropic
 
-from retrace_server.providers.base import ChatRequest, ChatResult, ProviderError
+from retrace_server.providers.base import ChatRequest, ChatResult, ProviderError, split_options
 
 ANTHROPIC_PARAMETERS = frozenset(
     {"temperature", "top_p", "top_k", "stop_sequences", "tools", "tool_choice", "metadata", "thinking"}
@@ -36,12 +36,14 @@ class AnthropicProvider:
         if system:
             options["system"] = system
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens") or DEFAULT_MAX_TOKENS
+        options["max_tokens"] = int(max_tokens)
+        known, extra = split_options(type(self._client.messages).create, options)
         try:
             response = await self._client.messages.create(
                 model=request.model,
                 messages=messages,  # type: ignore[arg-type]
-                max_tokens=int(max_tokens),
-                **options,
+                extra_body=extra or None,
+                **known,
             )
         except anthropic.APIStatusError as exc:
             raise ProviderError(f"Anthropic API answered {exc.status_code}: {_error_message(exc)}") from exc

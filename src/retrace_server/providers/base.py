@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 
@@ -44,3 +46,20 @@ class ChatProvider(Protocol):
     async def complete(self, request: ChatRequest) -> ChatResult: ...
 
     async def close(self) -> None: ...
+
+
+def split_options(method: Any, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(keyword arguments the SDK method declares, the rest for `extra_body`).
+
+    SDK releases move sampling options in and out of their typed signatures; sending the
+    undeclared ones in the body keeps the request the same whatever the installed version.
+    """
+    declared = _declared(method)
+    known = {k: v for k, v in options.items() if k in declared}
+    extra = {k: v for k, v in options.items() if k not in declared}
+    return known, extra
+
+
+@lru_cache(maxsize=16)
+def _declared(method: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(method).parameters)

@@ -6,7 +6,7 @@ from typing import Any
 
 import openai
 
-from retrace_server.providers.base import ChatRequest, ChatResult, ProviderError
+from retrace_server.providers.base import ChatRequest, ChatResult, ProviderError, split_options
 
 # Sampling and output options the Chat Completions API accepts; others recorded on a span are dropped.
 OPENAI_PARAMETERS = frozenset(
@@ -44,11 +44,13 @@ class OpenAIProvider:
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         options = {k: v for k, v in request.parameters.items() if k in OPENAI_PARAMETERS and v is not None}
+        known, extra = split_options(type(self._client.chat.completions).create, options)
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
                 messages=messages,  # type: ignore[arg-type]
-                **options,
+                extra_body=extra or None,
+                **known,
             )
         except openai.APIStatusError as exc:
             raise ProviderError(f"OpenAI API answered {exc.status_code}: {_error_message(exc)}") from exc
