@@ -25,7 +25,9 @@ def _stored_keys(server: RunningServer, user_id: str) -> list[ApiKey]:
         db = Database(server.settings)
         try:
             async with db.read() as session:
-                return list((await session.execute(select(ApiKey).where(ApiKey.user_id == user_id))).scalars())
+                return list(
+                    (await session.execute(select(ApiKey).where(ApiKey.user_id == user_id))).scalars()
+                )
         finally:
             await db.dispose()
 

@@ -21,9 +21,11 @@ def subscription_event(
     *,
     user_id: str | None,
     at: datetime,
-    subscription_id: str = "sub_1",
-    customer_id: str = "cus_1",
+    subscription_id: str | None = None,
+    customer_id: str | None = None,
 ) -> dict[str, Any]:
+    subscription_id = subscription_id or f"sub_{uuid.uuid4().hex[:12]}"
+    customer_id = customer_id or f"cus_{uuid.uuid4().hex[:12]}"
     return {
         "business_id": "bus_test",
         "type": event_type,

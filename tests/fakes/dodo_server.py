@@ -47,7 +47,10 @@ class FakeDodoServer:
                     session_id = f"cks_{uuid.uuid4().hex[:16]}"
                     self._send(
                         200,
-                        {"session_id": session_id, "checkout_url": f"https://checkout.dodo.test/session/{session_id}"},
+                        {
+                            "session_id": session_id,
+                            "checkout_url": f"https://checkout.dodo.test/session/{session_id}",
+                        },
                     )
                 elif portal:
                     self._send(200, {"link": f"https://portal.dodo.test/{portal['customer']}"})

@@ -163,10 +163,11 @@ async def _subscriber(session: AsyncSession, subscription: SubscriptionData) -> 
     conditions = []
     user_id = subscription.metadata.get("user_id")
     if isinstance(user_id, str) and user_id:
+        # Our own checkout put it there: it alone decides.
         conditions.append(User.id == user_id)
-    if subscription.subscription_id:
+    elif subscription.subscription_id:
         conditions.append(User.billing_subscription_id == subscription.subscription_id)
-    if subscription.customer and subscription.customer.customer_id:
+    elif subscription.customer and subscription.customer.customer_id:
         conditions.append(User.billing_customer_id == subscription.customer.customer_id)
     for condition in conditions:
         # Row lock: concurrent events of one user are applied one after the other.
