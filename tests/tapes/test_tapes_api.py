@@ -100,6 +100,15 @@ def test_unknown_slug_is_404(server: RunningServer) -> None:
     assert r.json() == {"error": "Tape not found"}
 
 
+def test_bad_credentials_on_a_public_read_are_refused(alice: ApiUser, server: RunningServer) -> None:
+    tape = _publish(alice, _trace())
+    with _anonymous(server) as anonymous:
+        r = anonymous.get(f"/api/v1/tapes/{tape['slug']}", headers={"x-retrace-key": "rt_live_wrong"})
+    assert r.status_code == 401
+    assert r.json() == {"error": "Invalid API key"}
+    assert alice.client.get(f"/api/v1/tapes/{tape['slug']}").json()["view_count"] == 1
+
+
 def test_snapshot_survives_trace_edits_and_deletion(alice: ApiUser, server: RunningServer) -> None:
     trace = _trace()
     tape = _publish(alice, trace)

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from retrace_server.auth.dependencies import UserDep, authenticate
+from retrace_server.auth.dependencies import CurrentUser, UserDep, authenticate
 from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep, SettingsDep
 from retrace_server.errors import ApiError
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.pagination import PageDep
+from retrace_server.ratelimit import ip_rate_limit
 from retrace_server.tapes import service
 from retrace_server.tapes.schemas import TapeCreate
 
@@ -18,6 +19,20 @@ router = APIRouter(prefix="/api/v1/tapes", tags=["tapes"])
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"description": "Invalid body or parameters"}}
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid credentials"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such tape"}}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many reads from this user or address"}
+}
+
+
+async def public_reader(request: Request) -> CurrentUser | None:
+    """The caller when credentials were sent (limited per user); else None, limited per client IP."""
+    user = await authenticate(request)
+    if user is None:
+        await ip_rate_limit(request)
+    return user
+
+
+ReaderDep = Annotated[CurrentUser | None, Depends(public_reader)]
 
 
 @router.post(
@@ -42,10 +57,14 @@ async def create_tape(request: Request, user: UserDep, db: DbDep, settings: Sett
 @router.get(
     "",
     summary="List public tapes (or your own with mine=true), newest first",
-    responses={**BAD_REQUEST, 401: {"description": "mine=true without valid credentials"}},
+    responses={
+        **BAD_REQUEST,
+        401: {"description": "Invalid credentials, or mine=true without any"},
+        **RATE_LIMITED,
+    },
 )
 async def list_tapes(
-    request: Request,
+    reader: ReaderDep,
     db: DbDep,
     settings: SettingsDep,
     page: PageDep,
@@ -55,12 +74,11 @@ async def list_tapes(
 ) -> JsonResponse:
     owner_id = None
     if mine:
-        user = await authenticate(request)
-        if user is None:
+        if reader is None:
             raise ApiError(
                 401, "mine=true needs credentials: send `x-retrace-key` or `Authorization: Bearer <jwt>`"
             )
-        owner_id = user.id
+        owner_id = reader.id
     data, total = await service.list_tapes(db, page=page, public_url=settings.public_url, owner_id=owner_id)
     return JsonResponse(list_envelope(data, total=total, limit=page.limit, offset=page.offset))
 
@@ -68,7 +86,8 @@ async def list_tapes(
 @router.get(
     "/{slug}",
     summary="Get a tape with its spans (public, no credentials)",
-    responses={**NOT_FOUND, 429: {"description": "Too many reads from this address"}},
+    responses={**NOT_FOUND, 401: {"description": "Invalid credentials (none are needed)"}, **RATE_LIMITED},
+    dependencies=[Depends(public_reader)],
 )
 async def get_tape(slug: str, db: DbDep, settings: SettingsDep) -> JsonResponse:
     return JsonResponse(await service.get(db, slug=slug, public_url=settings.public_url))
