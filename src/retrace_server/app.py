@@ -19,6 +19,8 @@ from retrace_server.forks.runner import open_runner
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
+from retrace_server.skills.router import router as skills_router
+from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
 
 
@@ -57,5 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(traces_router)
     app.include_router(api_keys_router)
     app.include_router(billing_router)
+    app.include_router(tapes_router)
+    app.include_router(skills_router)
     app.include_router(forks_router)
     return app
