@@ -12,6 +12,7 @@ timing anything).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -68,7 +69,9 @@ class FakeLLMServer:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                # The client may have given up waiting (a cancelled replay).
+                with contextlib.suppress(BrokenPipeError):
+                    self.wfile.write(raw)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -4,6 +4,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from retrace_server.config import Settings
@@ -43,10 +44,11 @@ def dave(fork_server: RunningServer) -> ApiUser:
     return create_user(fork_server)
 
 
-def wait_until_finished(user: ApiUser, fork_id: str) -> dict[str, Any]:
+def wait_until_finished(user: ApiUser | httpx.Client, fork_id: str) -> dict[str, Any]:
+    client = user.client if isinstance(user, ApiUser) else user
     deadline = time.monotonic() + 60
     while True:
-        fork: dict[str, Any] = user.client.get(f"/api/v1/forks/{fork_id}").json()
+        fork: dict[str, Any] = client.get(f"/api/v1/forks/{fork_id}").json()
         if fork["status"] not in ("created", "running") or time.monotonic() > deadline:
             return fork
         time.sleep(0.05)

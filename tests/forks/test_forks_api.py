@@ -235,7 +235,8 @@ def test_provider_error_mid_run_keeps_the_spans_done(carol: ApiUser, llm: FakeLL
 def test_unknown_provider_fails_naming_the_setting(carol: ApiUser, llm: FakeLLMServer) -> None:
     trace = run_travel_agent(carol, llm)
     spans = [
-        {**s, "id": f"x-{s['id']}", "trace_id": None, "metadata": {"provider": "cohere"}} for s in trace["spans"]
+        {**s, "id": f"x-{s['id']}", "trace_id": None, "metadata": {"provider": "cohere"}}
+        for s in trace["spans"]
     ]
     copy = {"name": "cohere-run", "spans": spans}
     created = carol.client.post("/api/v1/traces", json=copy).json()
