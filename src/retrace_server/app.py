@@ -13,12 +13,15 @@ from retrace_server.auth.jwt import JwtVerifier
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
+from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
 from retrace_server.errors import install_error_handlers
 from retrace_server.forks.router import router as forks_router
 from retrace_server.forks.runner import open_runner
 from retrace_server.jsonutil import JsonResponse
+from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
+from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
 from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
@@ -32,9 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings)
         app.state.rate_limits = make_rate_limits(settings)
         app.state.fork_runner = await open_runner(app.state.db)
+        await start_embeddings(app, settings)
         try:
             yield
         finally:
+            await stop_embeddings(app)
             await app.state.fork_runner.shutdown()
             await close_rate_limits(app.state.rate_limits)
             await app.state.db.dispose()
@@ -62,4 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tapes_router)
     app.include_router(skills_router)
     app.include_router(forks_router)
+    app.include_router(search_router)
+    app.include_router(memory_router)
     return app

@@ -112,6 +112,71 @@ def keys_create(
     typer.echo(f"Key created for {user}; store it now, it will not be shown again.", err=True)
 
 
+@cli.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, help="Processes sharing the backlog (PostgreSQL)")] = 1,
+) -> None:
+    """Embed new and changed spans for semantic search, outside the serving processes."""
+    from retrace_server.embeddings.backends import make_embedder
+    from retrace_server.embeddings.commands import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if make_embedder(settings) is None:
+        typer.secho("No embedder: set RETRACE_EMBEDDER=local or openai.", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    if processes > 1 and settings.is_sqlite:
+        message = "Several workers need PostgreSQL; SQLite has a single writer."
+        typer.secho(message, fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    _migrate_or_exit(settings)
+    if processes == 1:
+        asyncio.run(run_worker(settings))
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_worker_process, name=f"retrace-worker-{i}") for i in range(processes)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+
+
+def _worker_process() -> None:
+    from retrace_server.embeddings.commands import run_worker
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    asyncio.run(run_worker(_settings()))
+
+
+@cli.command()
+def reindex() -> None:
+    """Embed every span and memory again (after changing the embedder), with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from retrace_server.embeddings.backends import make_embedder
+    from retrace_server.embeddings.commands import reindex as run_reindex
+
+    settings = _settings()
+    if make_embedder(settings) is None:
+        typer.secho("No embedder: set RETRACE_EMBEDDER=local or openai.", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    _migrate_or_exit(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns) as progress:
+        memories = progress.add_task("memories", total=None)
+        spans = progress.add_task("spans", total=None)
+        indexed, hits = asyncio.run(
+            run_reindex(
+                settings,
+                on_spans=lambda done, total: progress.update(spans, completed=done, total=total),
+                on_memories=lambda done, total: progress.update(memories, completed=done, total=total),
+            )
+        )
+    typer.echo(f"Reindexed {indexed} spans ({hits} texts were already embedded).", err=True)
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cli()
