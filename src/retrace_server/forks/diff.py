@@ -97,6 +97,9 @@ def _summary(span: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_diff(old: str, new: str) -> str:
+    if old and new and "\n" not in old and "\n" not in new and old != new:
+        # The common case of one-line outputs, without difflib's matcher (same text as it makes).
+        return f"--- original\n+++ fork\n@@ -1 +1 @@\n-{old}\n+{new}"
     lines = difflib.unified_diff(
         old.splitlines(), new.splitlines(), fromfile="original", tofile="fork", lineterm="", n=2
     )

@@ -39,6 +39,9 @@ RECORDED = "recorded"  # copied from before the fork point
 EXECUTED = "executed"  # re-executed against the provider
 REPLAYED = "replayed"  # after the fork point, the recorded result replayed (the server runs no tools)
 MODIFIED = "modified"  # a non-LLM fork point whose output `modified_input` gave
+# New steps are written in batches at most this far apart (every step when providers are slow):
+# a write costs a few milliseconds, more than all the other work of replaying a step.
+FLUSH_INTERVAL_S = 1.0
 
 
 class StepFailed(Exception):
@@ -65,6 +68,7 @@ class ReplayJob:
     original_output: Any
     first_llm_index: int | None
     pending: list[SpanIn] = field(default_factory=list)
+    flushed_at: float = field(default_factory=time.monotonic)
 
 
 async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ReplayJob:
@@ -156,9 +160,9 @@ async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
             span = job.spans[index]
             at_fork = index == job.fork_index
             if span["span_type"] == "llm_call":
-                new_span = await _execute_llm(job, pool, prices, subs, index=index, span=span)
-                await _store(db, job, [*job.pending, new_span])
-                job.pending.clear()
+                job.pending.append(await _execute_llm(job, pool, prices, subs, index=index, span=span))
+                if time.monotonic() - job.flushed_at >= FLUSH_INTERVAL_S:
+                    await _flush(db, job)
             elif at_fork and execution.has_modified_input:
                 subs.add(span.get("output"), execution.modified_input)
                 job.pending.append(
@@ -279,11 +283,13 @@ def _now_times() -> dict[str, Any]:
     return {"started_at": now, "ended_at": now}
 
 
-async def _store(db: Database, job: ReplayJob, spans: list[SpanIn]) -> None:
+async def _flush(db: Database, job: ReplayJob) -> None:
+    """Writes the steps done so far, so a running replay shows its progress."""
     now = utcnow()
     rows = traces_service.span_rows(
-        spans, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
+        job.pending, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
     )
+    job.pending.clear()
     async with db.write() as session:
         await traces_service.upsert_spans(session, rows)
         await traces_service.refresh_totals(
@@ -295,6 +301,7 @@ async def _store(db: Database, job: ReplayJob, spans: list[SpanIn]) -> None:
             client_totals={},
         )
         await service.heartbeat(session, [job.execution.fork_id])
+    job.flushed_at = time.monotonic()
 
 
 async def _finish(
