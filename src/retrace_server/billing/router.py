@@ -48,6 +48,19 @@ async def create_portal(user: UserDep, db: DbDep, settings: SettingsDep) -> Json
     summary="Dodo Payments webhook receiver (no auth; Standard Webhooks signature)",
     response_model=WebhookResult,
     dependencies=[Depends(ip_rate_limit)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "A Dodo Payments event: business_id, type, timestamp, data",
+                    }
+                }
+            },
+        }
+    },
     responses={
         400: {"description": "Signed, but not a Dodo Payments event"},
         401: {"description": "Missing, invalid or stale signature"},

@@ -6,7 +6,8 @@ response, 429s included.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection, Request
@@ -19,6 +20,8 @@ from retrace_server.ratelimit.policy import RatePolicy, request_kind
 if TYPE_CHECKING:
     from retrace_server.auth.dependencies import CurrentUser
 
+_MAX_BLOCKED_ADDRESSES = 10_000
+
 
 @dataclass
 class RateLimits:
@@ -26,6 +29,15 @@ class RateLimits:
 
     limiter: Limiter
     policy: RatePolicy
+    # Addresses out of failed-authentication attempts, until when. Kept in the process so that
+    # valid requests cost no extra Redis round trip; the count itself is shared.
+    blocked_until: dict[str, float] = field(default_factory=dict)
+
+    def block(self, ip: str, until: float) -> None:
+        if len(self.blocked_until) >= _MAX_BLOCKED_ADDRESSES:
+            now = time.time()
+            self.blocked_until = {k: v for k, v in self.blocked_until.items() if v > now}
+        self.blocked_until[ip] = until
 
 
 def _rate_limits(conn: HTTPConnection) -> RateLimits | None:
@@ -87,20 +99,28 @@ async def ip_rate_limit(request: Request) -> None:
 async def guard_authentication(conn: HTTPConnection) -> None:
     """Refuses to check credentials from an address that failed too often, so keys cannot be guessed."""
     limits = _rate_limits(conn)
-    if limits is None:
+    if limits is None or not limits.blocked_until:
         return
-    decision = await limits.limiter.peek(
-        f"auth-failures/{client_ip(conn)}", limits.policy.auth_failures_per_ip
-    )
-    if decision is not None and not decision.allowed:
-        _publish(conn, decision)
-        raise _too_many(decision, "too many failed authentication attempts from this address")
+    ip = client_ip(conn)
+    until = limits.blocked_until.get(ip)
+    if until is None:
+        return
+    if until <= time.time():
+        del limits.blocked_until[ip]
+        return
+    decision = Decision(allowed=False, limit=limits.policy.auth_failures_per_ip, remaining=0, reset_at=until)
+    _publish(conn, decision)
+    raise _too_many(decision, "too many failed authentication attempts from this address")
 
 
 async def record_auth_failure(conn: HTTPConnection) -> None:
     limits = _rate_limits(conn)
-    if limits is not None:
-        await limits.limiter.hit(f"auth-failures/{client_ip(conn)}", limits.policy.auth_failures_per_ip)
+    if limits is None:
+        return
+    ip = client_ip(conn)
+    decision = await limits.limiter.hit(f"auth-failures/{ip}", limits.policy.auth_failures_per_ip)
+    if decision is not None and decision.remaining == 0:
+        limits.block(ip, decision.reset_at)
 
 
 def make_rate_limits(settings: Settings) -> RateLimits | None:

@@ -64,25 +64,11 @@ class Limiter:
         """Counts one request; None when the shared storage is unavailable (then: allow)."""
         return await self._guarded(lambda: self._hit(key, limit))
 
-    async def peek(self, key: str, limit: int) -> Decision | None:
-        """Whether one more request would be allowed, without counting it."""
-        return await self._guarded(lambda: self._peek(key, limit))
-
     async def _hit(self, key: str, limit: int) -> Decision:
         allowed = await self._window.acquire_entry(key, limit, WINDOW_S)
-        return await self._decision(key, limit, allowed=allowed)
-
-    async def _peek(self, key: str, limit: int) -> Decision:
-        return await self._decision(key, limit, allowed=None)
-
-    async def _decision(self, key: str, limit: int, *, allowed: bool | None) -> Decision:
         window_start, used = await self._window.get_moving_window(key, limit, WINDOW_S)
-        remaining = max(0, limit - used)
         return Decision(
-            allowed=remaining > 0 if allowed is None else allowed,
-            limit=limit,
-            remaining=remaining,
-            reset_at=window_start + WINDOW_S,
+            allowed=allowed, limit=limit, remaining=max(0, limit - used), reset_at=window_start + WINDOW_S
         )
 
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T | None:
