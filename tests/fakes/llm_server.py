@@ -8,6 +8,8 @@ the answer. Requests are kept in `requests` for assertions.
 Markers in a message change its behaviour: `FAIL_PROVIDER` answers a 400 error, and
 `WAIT_FOR_GATE` holds the answer until the test calls `gate.set()` (a slow provider, without
 timing anything).
+
+`POST /v1/embeddings` answers hashed bag-of-words vectors: texts sharing words are close.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 FAIL_MARKER = "FAIL_PROVIDER"
 GATE_MARKER = "WAIT_FOR_GATE"
+EMBEDDING_DIM = 64
 
 
 def _text(content: Any) -> str:
@@ -60,6 +63,8 @@ class FakeLLMServer:
                     self._send(*owner.chat_completion(body))
                 elif path.endswith("/messages"):
                     self._send(*owner.anthropic_message(body))
+                elif path.endswith("/embeddings"):
+                    self._send(*owner.embeddings(body))
                 else:
                     self._send(404, {"error": {"message": f"unknown path {self.path}"}})
 
@@ -133,6 +138,20 @@ class FakeLLMServer:
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
+
+    def embeddings(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """OpenAI `/embeddings`: hashed bags of words, so texts sharing words have close vectors."""
+        inputs = body.get("input", [])
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        data = []
+        for index, text in enumerate(texts):
+            vector = [0.0] * EMBEDDING_DIM
+            for word in str(text).lower().split():
+                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % EMBEDDING_DIM] += 1.0
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(len(str(t).split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return 200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
 
     def __enter__(self) -> FakeLLMServer:
         self._thread.start()

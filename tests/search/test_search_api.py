@@ -7,7 +7,10 @@ import pytest
 from tests.support.semantic import found_ids, post_trace, search, span, wait_for, wait_semantic
 from tests.support.server import ApiUser
 
-DECLINED = ("My card got rejected at checkout", "Stripe returned card_declined: insufficient funds on the Visa")
+DECLINED = (
+    "My card got rejected at checkout",
+    "Stripe returned card_declined: insufficient funds on the Visa",
+)
 WEATHER = ("What is the weather in Paris tomorrow?", "Sunny with a light breeze, 21 degrees")
 DEPLOY = ("Roll out version 2.3 to the cluster", "kubectl apply finished; 3 pods restarted")
 
@@ -42,7 +45,9 @@ def test_semantic_match_with_no_word_in_common(carol: ApiUser) -> None:
 
 
 def test_hybrid_finds_identifiers_and_paraphrases(carol: ApiUser) -> None:
-    tool = span("look up order 77812", '{"status": "shipped"}', span_type="tool_call", name="fetch_order_status")
+    tool = span(
+        "look up order 77812", '{"status": "shipped"}', span_type="tool_call", name="fetch_order_status"
+    )
     target = span(*DECLINED)
     post_trace(carol, [tool, target, span(*WEATHER)])
     wait_semantic(carol, "card payment refused", target["id"])
@@ -135,7 +140,9 @@ def test_invalid_bodies(alice: ApiUser, body: dict[str, object], fragment: str) 
 
 
 def test_bad_json_and_auth(alice: ApiUser) -> None:
-    response = alice.client.post("/api/v1/search", content=b"{nope", headers={"content-type": "application/json"})
+    response = alice.client.post(
+        "/api/v1/search", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert "JSON" in response.json()["error"]
     anonymous = alice.client.post("/api/v1/search", json={"query": "x"}, headers={"x-retrace-key": ""})

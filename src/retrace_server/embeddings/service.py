@@ -19,6 +19,9 @@ from retrace_server.embeddings.store import SyncedIndex, epoch, from_blob, to_bl
 from retrace_server.embeddings.text import content_hash
 from retrace_server.memory.models import MemoryVector
 
+# Vectors of this size (all-MiniLM-L6-v2) have an HNSW index when pgvector is installed.
+HNSW_DIM = 384
+
 
 @dataclass
 class Embedded:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.embeddings.service import EmbeddingService, pgvector_literal, store_cache_rows
+from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal, store_cache_rows
 from retrace_server.embeddings.store import to_blob
 from retrace_server.errors import ApiError, not_found
 from retrace_server.memory.models import Memory, MemoryVector
@@ -223,20 +223,14 @@ async def search(
         return await _search_words(db, user_id=user_id, request=request)
     vector = await embeddings.embed_query(request.query)
     async with db.read() as session:
-        vectors = await embeddings.memories.refresh(session, user_id)
-
-        def mask(attrs: Mapping[str, np.ndarray]) -> np.ndarray:
-            keep = np.ones(len(attrs["scope"]), dtype=bool)
-            if request.scope is not None:
-                keep &= attrs["scope"] == request.scope
-            if request.category is not None:
-                keep &= attrs["category"] == request.category
-            return keep
-
-        use_mask = mask if request.scope is not None or request.category is not None else None
-        hits = vectors.search(vector, k=request.limit * 2, mask=use_mask)
+        if await embeddings.has_pgvector(session):
+            hits = await _nearest_pgvector(session, user_id=user_id, vector=vector, request=request)
+        else:
+            hits = await _nearest_in_memory(
+                session, embeddings, user_id=user_id, vector=vector, request=request
+            )
         # Cosine similarity of normalised vectors, clipped to 0..1 (opposite meaning scores 0).
-        scored = [(str(key), max(0.0, min(1.0, score))) for key, score in hits]
+        scored = [(key, max(0.0, min(1.0, score))) for key, score in hits]
         if request.min_score is not None:
             scored = [(key, score) for key, score in scored if score >= request.min_score]
         rows = await session.execute(
@@ -246,10 +240,57 @@ async def search(
     gone = [key for key, _ in scored if key not in found]
     if gone:
         embeddings.memories.forget(user_id, gone)
-    data = [{**found[key], "score": round(score, 6)} for key, score in scored if key in found][
-        : request.limit
-    ]
-    return {"data": data, "mode": "semantic"}
+    data = [{**found[key], "score": round(score, 6)} for key, score in scored if key in found]
+    return {"data": data[: request.limit], "mode": "semantic"}
+
+
+async def _nearest_in_memory(
+    session: AsyncSession,
+    embeddings: EmbeddingService,
+    *,
+    user_id: str,
+    vector: np.ndarray,
+    request: MemorySearch,
+) -> list[tuple[str, float]]:
+    vectors = await embeddings.memories.refresh(session, user_id)
+
+    def mask(attrs: Mapping[str, np.ndarray]) -> np.ndarray:
+        keep = np.ones(len(attrs["scope"]), dtype=bool)
+        if request.scope is not None:
+            keep &= attrs["scope"] == request.scope
+        if request.category is not None:
+            keep &= attrs["category"] == request.category
+        return keep
+
+    use_mask = mask if request.scope is not None or request.category is not None else None
+    return [(str(key), score) for key, score in vectors.search(vector, k=request.limit * 2, mask=use_mask)]
+
+
+async def _nearest_pgvector(
+    session: AsyncSession, *, user_id: str, vector: np.ndarray, request: MemorySearch
+) -> list[tuple[str, float]]:
+    params: dict[str, Any] = {"user_id": user_id, "q": pgvector_literal(vector), "k": request.limit * 2}
+    clauses = ""
+    for name in ("scope", "category"):
+        if getattr(request, name) is not None:
+            clauses += f" AND {name} = :{name}"
+            params[name] = getattr(request, name)
+    dim = len(vector)
+    # The HNSW index covers 384-dimension vectors; other sizes are ranked exactly.
+    column, target = (
+        (f"embedding::vector({dim})", f"CAST(:q AS vector({dim}))")
+        if dim == HNSW_DIM
+        else ("embedding", "CAST(:q AS vector)")
+    )
+    await session.execute(text("SET LOCAL hnsw.ef_search = 400"))
+    rows = await session.execute(
+        text(
+            f"SELECT memory_id, {column} <=> {target} AS distance FROM memory_vectors "
+            f"WHERE user_id = :user_id AND vector_dims(embedding) = {dim}{clauses} ORDER BY distance LIMIT :k"
+        ),
+        params,
+    )
+    return [(row[0], 1.0 - float(row[1])) for row in rows]
 
 
 def _contains(word: str) -> str:

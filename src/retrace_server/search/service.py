@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import UtcDateTime
-from retrace_server.embeddings.service import EmbeddingService, pgvector_literal
+from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal
 from retrace_server.errors import ApiError
 from retrace_server.search import lexical
 from retrace_server.search.highlight import highlight
@@ -21,7 +21,6 @@ from retrace_server.traces.models import Span
 from retrace_server.traces.service import SPAN_COLUMNS
 
 RRF_K = 60
-HNSW_DIM = 384
 
 
 def fuse(rankings: list[list[int]], *, limit: int) -> list[tuple[int, float]]:
@@ -77,14 +76,14 @@ async def _semantic_exact(
     vector: np.ndarray,
     request: SearchRequest,
     depth: int,
-) -> list[int]:
+) -> list[tuple[int, float]]:
     vectors = await embeddings.spans.refresh(session, user_id)
-    return [int(pk) for pk, _score in vectors.search(vector, k=depth, mask=_mask(request))]  # type: ignore[call-overload]
+    return [(int(str(pk)), score) for pk, score in vectors.search(vector, k=depth, mask=_mask(request))]
 
 
 async def _semantic_pgvector(
     session: AsyncSession, *, user_id: str, vector: np.ndarray, request: SearchRequest, depth: int
-) -> list[int]:
+) -> list[tuple[int, float]]:
     params: dict[str, Any] = {
         "user_id": user_id,
         "q": pgvector_literal(vector),
@@ -107,13 +106,13 @@ async def _semantic_pgvector(
     column = f"embedding::vector({HNSW_DIM})" if len(vector) == HNSW_DIM else "embedding"
     target = f"CAST(:q AS vector({HNSW_DIM}))" if len(vector) == HNSW_DIM else "CAST(:q AS vector)"
     sql = text(
-        "SELECT span_pk FROM span_vectors "
+        f"SELECT span_pk, {column} <=> {target} AS distance FROM span_vectors "
         f"WHERE user_id = :user_id AND vector_dims(embedding) = :dim{clauses} "
-        f"ORDER BY {column} <=> {target} LIMIT :depth"
+        f"ORDER BY distance LIMIT :depth"
     ).bindparams(*[bindparam(n, type_=UtcDateTime()) for n in ("since", "until") if n in params])
     # Other users' vectors share the graph; a wider beam keeps enough of the caller's.
     await session.execute(text("SET LOCAL hnsw.ef_search = 400"))
-    return [row[0] for row in await session.execute(sql, params)]
+    return [(row[0], 1.0 - float(row[1])) for row in await session.execute(sql, params)]
 
 
 async def search(
@@ -139,8 +138,12 @@ async def search(
                     ranking = await _semantic_exact(
                         session, embeddings, user_id=user_id, vector=vector, request=request, depth=depth
                     )
-                rankings.append(ranking)
-            fused = fuse(rankings, limit=request.limit * 2)
+                rankings.append([pk for pk, _ in ranking])
+            if mode == "semantic":
+                # One ranking: its cosine similarity is a more telling score than a rank.
+                fused = [(pk, max(0.0, min(1.0, score))) for pk, score in ranking[: request.limit * 2]]
+            else:
+                fused = fuse(rankings, limit=request.limit * 2)
             spans = await _spans(session, user_id=user_id, pks=[pk for pk, _ in fused])
     finally:
         if query_vector is not None and not query_vector.done():
