@@ -192,3 +192,45 @@ def test_tenant_isolation(alice: ApiUser, bob: ApiUser) -> None:
     assert bob.client.post("/api/v1/traces", json={"id": tid}).status_code == 409
     still = alice.client.get(f"/api/v1/traces/{tid}").json()
     assert still["status"] == "running" and still["span_count"] == 1
+
+
+def test_name_filter_is_a_literal_substring(alice: ApiUser) -> None:
+    names = ["etl_job_nightly", "etlXjobXnightly", "100% refund", "1000 refund"]
+    ids = {}
+    for name in names:
+        t = _trace(name=name)
+        ids[name] = t["id"]
+        alice.client.post("/api/v1/traces", json=t)
+    found = alice.client.get("/api/v1/traces", params={"name": "l_job_n"}).json()["data"]
+    assert [t["name"] for t in found] == ["etl_job_nightly"]
+    found = alice.client.get("/api/v1/traces", params={"name": "0% r"}).json()["data"]
+    assert [t["name"] for t in found] == ["100% refund"]
+    # Short needles (below the trigram size) work too.
+    assert {t["name"] for t in alice.client.get("/api/v1/traces", params={"name": "X"}).json()["data"]} == {
+        "etlXjobXnightly"
+    } | {n for n in names if "x" in n.lower()}
+    renamed = alice.client.patch(f"/api/v1/traces/{ids['1000 refund']}", json={"name": "thousand"})
+    assert renamed.status_code == 200
+    assert alice.client.get("/api/v1/traces", params={"name": "1000 ref"}).json()["total"] == 0
+    assert alice.client.get("/api/v1/traces", params={"name": "thousand"}).json()["total"] == 1
+
+
+def test_totals_follow_creates_status_changes_and_deletes(bob: ApiUser) -> None:
+    ids = []
+    for i in range(7):
+        t = _trace(status="running" if i % 2 else "completed", started_at=f"2026-10-0{i + 1}T00:00:00Z")
+        ids.append(t["id"])
+        assert bob.client.post("/api/v1/traces", json=t).status_code == 201
+
+    def total(**params: Any) -> int:
+        return int(bob.client.get("/api/v1/traces", params=params).json()["total"])
+
+    assert (total(), total(status="running"), total(status="completed")) == (7, 3, 4)
+    bob.client.patch(f"/api/v1/traces/{ids[1]}", json={"status": "failed"})
+    bob.client.delete(f"/api/v1/traces/{ids[0]}")
+    assert (total(), total(status="running"), total(status="completed"), total(status="failed")) == (6, 2, 3, 1)
+
+    newest_first = list(reversed(ids[1:]))
+    pages = [bob.client.get("/api/v1/traces", params={"limit": 2, "offset": o}).json()["data"] for o in (0, 2, 4, 6)]
+    assert [t["id"] for page in pages for t in page] == newest_first
+    assert bob.client.get("/api/v1/traces", params={"limit": 4, "offset": 5}).json()["data"][0]["id"] == ids[1]

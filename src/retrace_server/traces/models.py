@@ -13,9 +13,10 @@ from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime, utcnow
 class Trace(Base):
     __tablename__ = "traces"
     __table_args__ = (
-        Index("ix_traces_user_started", "user_id", "started_at"),
-        Index("ix_traces_user_status_started", "user_id", "status", "started_at"),
-        Index("ix_traces_user_session_started", "user_id", "session_id", "started_at"),
+        # Each list filter walks one index in list order; `id` breaks ties and covers the page query.
+        Index("ix_traces_user_started", "user_id", "started_at", "id"),
+        Index("ix_traces_user_status_started", "user_id", "status", "started_at", "id"),
+        Index("ix_traces_user_session_started", "user_id", "session_id", "started_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -69,3 +70,13 @@ class Span(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class TraceCount(Base):
+    """Traces per user and status, kept by database triggers on `traces`."""
+
+    __tablename__ = "trace_counts"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -61,9 +61,17 @@ def upgrade() -> None:
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
     )
-    op.create_index("ix_traces_user_started", "traces", ["user_id", "started_at"])
-    op.create_index("ix_traces_user_status_started", "traces", ["user_id", "status", "started_at"])
-    op.create_index("ix_traces_user_session_started", "traces", ["user_id", "session_id", "started_at"])
+    op.create_index("ix_traces_user_started", "traces", ["user_id", "started_at", "id"])
+    op.create_index("ix_traces_user_status_started", "traces", ["user_id", "status", "started_at", "id"])
+    op.create_index("ix_traces_user_session_started", "traces", ["user_id", "session_id", "started_at", "id"])
+    op.create_table(
+        "trace_counts",
+        sa.Column("user_id", sa.String(128), primary_key=True),
+        sa.Column("status", sa.String(16), primary_key=True),
+        sa.Column("count", sa.Integer(), nullable=False),
+    )
+    _create_name_search()
+    _create_trace_counters()
     op.create_table(
         "spans",
         sa.Column("pk", BigIntPk, primary_key=True, autoincrement=True),
@@ -93,7 +101,96 @@ def upgrade() -> None:
     op.create_index("ix_spans_user_started", "spans", ["user_id", "started_at"])
 
 
+def _create_name_search() -> None:
+    """Substring search on trace names without scanning every trace: trigrams."""
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        for statement in SQLITE_NAME_SEARCH:
+            op.execute(statement)
+        return
+    # pg_trgm is a trusted extension, but a server may still refuse it: then names are scanned.
+    with bind.begin_nested():
+        try:
+            op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except sa.exc.DBAPIError:
+            return
+    op.execute("CREATE INDEX ix_traces_name_trgm ON traces USING gin (name gin_trgm_ops)")
+
+
+def _create_trace_counters() -> None:
+    """Keeps trace_counts right whatever writes traces, so unfiltered list totals cost one read."""
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_TRACE_COUNTERS:
+            op.execute(statement)
+        return
+    for statement in POSTGRES_TRACE_COUNTERS:
+        op.execute(statement)
+
+
+_BUMP = (
+    "INSERT INTO trace_counts (user_id, status, count) VALUES ({row}.user_id, {row}.status, {delta}) "
+    "ON CONFLICT (user_id, status) DO UPDATE SET count = trace_counts.count + ({delta})"
+)
+SQLITE_TRACE_COUNTERS = [
+    f"""CREATE TRIGGER traces_count_insert AFTER INSERT ON traces BEGIN
+        {_BUMP.format(row="new", delta=1)};
+    END""",
+    f"""CREATE TRIGGER traces_count_delete AFTER DELETE ON traces BEGIN
+        {_BUMP.format(row="old", delta=-1)};
+    END""",
+    f"""CREATE TRIGGER traces_count_update AFTER UPDATE OF status, user_id ON traces
+        WHEN old.status IS NOT new.status OR old.user_id IS NOT new.user_id BEGIN
+        {_BUMP.format(row="old", delta=-1)};
+        {_BUMP.format(row="new", delta=1)};
+    END""",
+]
+POSTGRES_TRACE_COUNTERS = [
+    f"""CREATE FUNCTION retrace_count_traces() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN {_BUMP.format(row="OLD", delta=-1)}; END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN {_BUMP.format(row="NEW", delta=1)}; END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER traces_count_insert_delete AFTER INSERT OR DELETE ON traces "
+    "FOR EACH ROW EXECUTE FUNCTION retrace_count_traces()",
+    "CREATE TRIGGER traces_count_update AFTER UPDATE OF status, user_id ON traces FOR EACH ROW "
+    "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.user_id IS DISTINCT FROM NEW.user_id) "
+    "EXECUTE FUNCTION retrace_count_traces()",
+]
+
+
+# External-content FTS5 over traces.name, keyed by the table's rowid.
+SQLITE_NAME_SEARCH = [
+    "CREATE VIRTUAL TABLE traces_name_fts USING fts5(name, content='traces', content_rowid='rowid', "
+    "tokenize='trigram')",
+    """CREATE TRIGGER traces_name_insert AFTER INSERT ON traces WHEN new.name IS NOT NULL BEGIN
+        INSERT INTO traces_name_fts (rowid, name) VALUES (new.rowid, new.name);
+    END""",
+    """CREATE TRIGGER traces_name_delete AFTER DELETE ON traces WHEN old.name IS NOT NULL BEGIN
+        INSERT INTO traces_name_fts (traces_name_fts, rowid, name) VALUES ('delete', old.rowid, old.name);
+    END""",
+    """CREATE TRIGGER traces_name_update AFTER UPDATE OF name ON traces BEGIN
+        INSERT INTO traces_name_fts (traces_name_fts, rowid, name)
+            SELECT 'delete', old.rowid, old.name WHERE old.name IS NOT NULL;
+        INSERT INTO traces_name_fts (rowid, name) SELECT new.rowid, new.name WHERE new.name IS NOT NULL;
+    END""",
+]
+
+
 def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        for trigger in ("traces_name_insert", "traces_name_delete", "traces_name_update"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS traces_name_fts")
+        for trigger in ("traces_count_insert", "traces_count_delete", "traces_count_update"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_traces_name_trgm")
+        op.execute("DROP TRIGGER IF EXISTS traces_count_insert_delete ON traces")
+        op.execute("DROP TRIGGER IF EXISTS traces_count_update ON traces")
+        op.execute("DROP FUNCTION IF EXISTS retrace_count_traces()")
+    op.drop_table("trace_counts")
     op.drop_table("spans")
     op.drop_table("traces")
     op.drop_table("api_keys")

@@ -1,0 +1,115 @@
+"""Ingest throughput: concurrent clients posting traces of N spans (~1 KB of input/output each).
+
+    python bench/ingest.py [--database-url URL] [--clients 4] [--spans 100] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+
+from _server import rss_mb, serve
+
+PROMPT = (
+    "You are a support agent for an online shop. The customer asks about order {n}: it was "
+    "placed on Monday, paid by card, and the tracking page has not changed for three days. "
+)
+
+
+def make_trace(spans: int) -> tuple[bytes, bytes]:
+    trace_id = str(uuid.uuid4())
+    start = datetime.now(UTC)
+    body = {
+        "id": trace_id,
+        "name": "support-agent",
+        "status": "completed",
+        "started_at": start.isoformat(),
+        "ended_at": (start + timedelta(seconds=spans)).isoformat(),
+        "spans": [
+            {
+                "id": str(uuid.uuid4()),
+                "trace_id": trace_id,
+                "span_type": "llm_call" if i % 3 else "tool_call",
+                "name": "chat" if i % 3 else "lookup_order",
+                "model": "gpt-4o-mini",
+                "input": {"messages": [{"role": "user", "content": (PROMPT.format(n=i) * 2)[:520]}]},
+                "output": (PROMPT.format(n=i + 1) * 2)[:480],
+                "input_tokens": 120,
+                "output_tokens": 90,
+                "cost": 0.0004,
+                "duration_ms": 800,
+                "started_at": (start + timedelta(seconds=i)).isoformat(),
+                "ended_at": (start + timedelta(seconds=i, milliseconds=800)).isoformat(),
+            }
+            for i in range(spans)
+        ],
+    }
+    return orjson.dumps(body), trace_id.encode()
+
+
+async def run_clients(url: str, key: str, *, clients: int, spans: int, seconds: float) -> tuple[int, int, float]:
+    headers = {"x-retrace-key": key, "content-type": "application/json"}
+    bodies = [make_trace(spans) for _ in range(64)]
+    sent = 0
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        nonlocal sent, errors
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+            n = index
+            while time.perf_counter() < stop_at:
+                # A fresh trace id each time, in a prepared body (its spans name it too).
+                template, trace_id = bodies[n % len(bodies)]
+                body = template.replace(trace_id, f"{n:08d}-{uuid.uuid4().hex[:12]}".encode())
+                n += clients
+                r = await http.post("/api/v1/traces", content=body)
+                if r.status_code == 201:
+                    sent += 1
+                else:
+                    if not errors:
+                        print(f"first error: HTTP {r.status_code} {r.text[:300]}")
+                    errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return sent, errors, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--spans", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--indexer", action="store_true", help="run the span indexer while ingesting")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/ingest.db"
+        env = {"RETRACE_INDEXER_ENABLED": "true" if args.indexer else "false"}
+        if not args.indexer:
+            env["RETRACE_EMBEDDER"] = "none"
+        with serve(url, env=env) as server:
+            idle_rss = rss_mb(server.pid)
+            asyncio.run(run_clients(server.url, server.key, clients=args.clients, spans=args.spans, seconds=2))
+            traces, errors, elapsed = asyncio.run(
+                run_clients(server.url, server.key, clients=args.clients, spans=args.spans, seconds=args.seconds)
+            )
+            busy_rss = rss_mb(server.pid)
+    backend = url.split(":", 1)[0]
+    print(f"backend={backend} clients={args.clients} spans/trace={args.spans} indexer={'on' if args.indexer else 'off'}")
+    print(f"traces={traces} errors={errors} seconds={elapsed:.1f}")
+    print(f"ingest: {traces * args.spans / elapsed:,.0f} spans/s ({traces / elapsed:,.1f} traces/s)")
+    print(f"server RSS: idle {idle_rss:.0f} MB, after load {busy_rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Read latency: one trace of 1,000 spans, and trace lists over 100,000 stored traces.
+
+    python bench/read.py [--database-url URL] [--traces 100000] [--requests 200]
+
+The 100,000 list rows are bulk-inserted straight into the database (setting up through the
+API would take most of the run); the 1,000-span trace goes through the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from _server import percentile, serve
+from ingest import make_trace
+from sqlalchemy import insert
+
+from retrace_server.db.engine import make_engine
+from retrace_server.traces.models import Trace
+
+STATUSES = ("running", "completed", "failed")
+
+
+async def bulk_traces(database_url: str, user_id: str, count: int) -> None:
+    engine = make_engine(database_url)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        for offset in range(0, count, 5000):
+            rows = [
+                {
+                    "id": str(uuid.uuid4()),
+                    "user_id": user_id,
+                    "name": f"{random.choice(['support', 'refund', 'search', 'coding'])}-agent-{i % 97}",
+                    "status": STATUSES[i % 3],
+                    "metadata_": {},
+                    "session_id": f"session-{i % 1000}",
+                    "lossy": False,
+                    "started_at": start + timedelta(seconds=i * 30),
+                    "total_tokens": 1000,
+                    "total_cost": 0.01,
+                    "total_duration_ms": 5000,
+                    "span_count": 20,
+                    "created_at": start,
+                    "updated_at": start,
+                }
+                for i in range(offset, min(count, offset + 5000))
+            ]
+            async with engine.begin() as conn:
+                await conn.execute(insert(Trace), rows)
+    finally:
+        await engine.dispose()
+
+
+def timed(client: httpx.Client, path: str, params: dict[str, object], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = client.get(path, params=params)
+        samples.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.text
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/read.db"
+        with serve(url, env={"RETRACE_EMBEDDER": "none", "RETRACE_INDEXER_ENABLED": "false"}, user="reader") as srv:
+            client = httpx.Client(base_url=srv.url, headers={"x-retrace-key": srv.key}, timeout=60)
+            # A 1,000-span trace, posted in batches of 100 through the API.
+            body, trace_id = make_trace(100)
+            big_id = str(uuid.uuid4())
+            first = body.replace(trace_id, big_id.encode())
+            assert client.post("/api/v1/traces", content=first, headers={"content-type": "application/json"}).status_code == 201
+            for _ in range(9):
+                more, other = make_trace(100)
+                batch = b'{"spans":' + more.split(b'"spans":', 1)[1]
+                r = client.patch(
+                    f"/api/v1/traces/{big_id}",
+                    content=batch.replace(other, big_id.encode()),
+                    headers={"content-type": "application/json"},
+                )
+                assert r.status_code == 200, r.text
+            assert client.get(f"/api/v1/traces/{big_id}").json()["span_count"] == 1000
+            one = timed(client, f"/api/v1/traces/{big_id}", {}, args.requests)
+            print(f"GET /api/v1/traces/{{id}} (1,000 spans): p50 {percentile(one, 50):.1f} ms, p99 {percentile(one, 99):.1f} ms")
+
+            asyncio.run(bulk_traces(url, "reader", args.traces))
+            total = client.get("/api/v1/traces", params={"limit": 1}).json()["total"]
+            print(f"GET /api/v1/traces over {total:,} traces (p50 / p99, {args.requests} requests each):")
+            cases: dict[str, dict[str, object]] = {
+                "first page": {},
+                "page 100 (offset 2,000)": {"offset": 2000},
+                "last page (offset 99,980)": {"offset": total - 20},
+                "status=failed": {"status": "failed"},
+                "status=failed, offset 30,000": {"status": "failed", "offset": 30000},
+                "session_id": {"session_id": "session-42"},
+                "name substring": {"name": "refund-agent-1"},
+                "since/until (one day)": {"since": "2026-01-10T00:00:00Z", "until": "2026-01-11T00:00:00Z"},
+                "limit=100": {"limit": 100},
+            }
+            for label, params in cases.items():
+                s = timed(client, "/api/v1/traces", params, args.requests)
+                print(f"  {label:32s} p50 {percentile(s, 50):6.1f} ms   p99 {percentile(s, 99):6.1f} ms")
+            client.close()
+
+
+if __name__ == "__main__":
+    main()
