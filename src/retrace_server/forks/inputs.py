@@ -193,9 +193,37 @@ class Substitutions:
             for old_text, new_text in self._embedded:
                 if old_text in value:
                     value = value.replace(old_text, new_text)
+            if self._objects and ("{" in value or "[" in value):
+                value = self._replace_json_in_text(value)
             return value
         if isinstance(value, dict):
             return {k: self._walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._walk(v) for v in value]
         return value
+
+    def _replace_json_in_text(self, text: str) -> str:
+        """Replaces JSON text equal to an old object whatever its key order (storage may reorder keys)."""
+        out: list[str] = []
+        done = index = 0
+        while index < len(text):
+            if text[index] not in "{[":
+                index += 1
+                continue
+            try:
+                parsed, end = _DECODER.raw_decode(text, index)
+            except ValueError:
+                index += 1
+                continue
+            replacement = next((new for old, new in self._objects if parsed == old), _MISSING)
+            if replacement is _MISSING:
+                index += 1
+                continue
+            out.append(text[done:index])
+            out.append(replacement if isinstance(replacement, str) else json.dumps(replacement))
+            done = index = end
+        return "".join(out) + text[done:] if out else text
+
+
+_DECODER = json.JSONDecoder()
+_MISSING = object()

@@ -82,7 +82,7 @@ async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = 
     execution = await service.begin_execution(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
     started_at = utcnow()
     id_map = {s["id"]: str(uuid.uuid4()) for s in spans}
-    recorded = [_copy(s, id_map, mode=RECORDED) for s in spans[:fork_index]]
+    recorded = [copy_span(s, id_map, mode=RECORDED) for s in spans[:fork_index]]
     try:
         trace_id = await service.create_result_trace(
             db, execution=execution, original=original, spans=recorded, started_at=started_at
@@ -131,7 +131,7 @@ async def run(
     return bool(done), await service.get(db, user_id=user_id, fork_id=fork_id)
 
 
-def _copy(span: dict[str, Any], id_map: dict[str, str], *, mode: str, **changes: Any) -> SpanIn:
+def copy_span(span: dict[str, Any], id_map: dict[str, str], *, mode: str, **changes: Any) -> SpanIn:
     metadata = {**(span.get("metadata") or {}), "replay": mode, "original_span_id": span["id"]}
     fields = {
         key: span.get(key)
@@ -166,10 +166,10 @@ async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
             elif at_fork and execution.has_modified_input:
                 subs.add(span.get("output"), execution.modified_input)
                 job.pending.append(
-                    _copy(span, job.id_map, mode=MODIFIED, output=execution.modified_input, **_now_times())
+                    copy_span(span, job.id_map, mode=MODIFIED, output=execution.modified_input, **_now_times())
                 )
             else:
-                job.pending.append(_copy(span, job.id_map, mode=REPLAYED, **_now_times()))
+                job.pending.append(copy_span(span, job.id_map, mode=REPLAYED, **_now_times()))
         await _finish(db, job, status="completed", output=subs.apply(job.original_output))
     except StepFailed as exc:
         await _finish(
@@ -243,7 +243,7 @@ async def _execute_llm(
     try:
         result = await pool.get(provider).complete(request)
     except ProviderError as exc:
-        failed = _copy(
+        failed = copy_span(
             span, job.id_map, mode=EXECUTED, input=span_input, model=model, output=None, input_tokens=None,
             output_tokens=None, cost=None, duration_ms=_elapsed_ms(clock), started_at=started_at,
             ended_at=utcnow(), error=str(exc),
@@ -264,7 +264,7 @@ async def _execute_llm(
     metadata_changes = (
         {"provider": provider, "parameters": parameters} if parameters else {"provider": provider}
     )
-    new_span = _copy(
+    new_span = copy_span(
         span, job.id_map, mode=EXECUTED, input=span_input, model=model, output=output,
         input_tokens=result.input_tokens, output_tokens=result.output_tokens, cost=cost,
         duration_ms=duration_ms, started_at=started_at, ended_at=utcnow(), error=None,

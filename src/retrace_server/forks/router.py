@@ -12,6 +12,7 @@ from retrace_server.forks.runner import ReplayRunner
 from retrace_server.forks.schemas import ClaimRequest, ForkCreate, ReplayRequest
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.pagination import PageDep
+from retrace_server.stream import cascade
 
 router = APIRouter(prefix="/api/v1/forks", tags=["forks"])
 
@@ -64,7 +65,10 @@ async def get_fork(fork_id: str, user: UserDep, db: DbDep) -> JsonResponse:
         **NOT_FOUND,
         **BODY,
         202: {"description": "Still running after RETRACE_REPLAY_WAIT_S; it finishes in the background"},
-        409: {"description": "The fork is already replaying, or its fork point is gone"},
+        409: {
+            "description": "The fork is already replaying, its fork point is gone, "
+            "or `mode: agent` and no agent is connected for the trace"
+        },
     },
     openapi_extra=body_schema(ReplayRequest, required=False),
 )
@@ -72,6 +76,13 @@ async def replay_fork(
     fork_id: str, request: Request, user: UserDep, db: DbDep, settings: SettingsDep
 ) -> JsonResponse:
     overrides = await parse_body(request, ReplayRequest, required=False)
+    if overrides.mode != "server":
+        through_agent = await cascade.replay_through_agent(
+            request.app, user_id=user.id, fork_id=fork_id, overrides=overrides, mode=overrides.mode
+        )
+        if through_agent is not None:
+            finished, fork = through_agent
+            return JsonResponse(fork, status_code=200 if finished else 202)
     runner: ReplayRunner = request.app.state.fork_runner
     finished, fork = await replay.run(
         db, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides

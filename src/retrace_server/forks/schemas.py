@@ -58,6 +58,12 @@ class ForkCreate(Modifications):
 class ReplayRequest(Modifications):
     """Fields given here override the fork's for this replay (and are kept in its history)."""
 
+    mode: Literal["auto", "server", "agent"] = Field(
+        "auto",
+        description="`agent`: re-run by the live agent connected for the trace's name (409 when none is); "
+        "`server`: replayed by the server; `auto`: the agent when one is connected, else the server.",
+    )
+
 
 class ClaimRequest(BaseModel):
     execution_id: Annotated[str, Field(min_length=1, max_length=36)]

@@ -280,14 +280,19 @@ async def create_result_trace(
 
 async def link_result_trace(db: Database, *, fork_id: str, execution_id: str, trace_id: str) -> None:
     async with db.write() as session:
-        await session.execute(
-            update(ForkRun).where(ForkRun.execution_id == execution_id).values(result_trace_id=trace_id)
-        )
-        await session.execute(
-            update(Fork)
-            .where(Fork.id == fork_id, Fork.execution_id == execution_id)
-            .values(result_trace_id=trace_id, updated_at=utcnow())
-        )
+        await set_result_trace(session, fork_id=fork_id, execution_id=execution_id, trace_id=trace_id)
+
+
+async def set_result_trace(session: AsyncSession, *, fork_id: str, execution_id: str, trace_id: str) -> None:
+    """Links the execution's result trace (inside the caller's write session)."""
+    await session.execute(
+        update(ForkRun).where(ForkRun.execution_id == execution_id).values(result_trace_id=trace_id)
+    )
+    await session.execute(
+        update(Fork)
+        .where(Fork.id == fork_id, Fork.execution_id == execution_id)
+        .values(result_trace_id=trace_id, updated_at=utcnow())
+    )
 
 
 async def finish_execution(
