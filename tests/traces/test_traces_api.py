@@ -226,7 +226,8 @@ def test_totals_follow_creates_status_changes_and_deletes(bob: ApiUser) -> None:
         return int(bob.client.get("/api/v1/traces", params=params).json()["total"])
 
     assert (total(), total(status="running"), total(status="completed")) == (7, 3, 4)
-    bob.client.patch(f"/api/v1/traces/{ids[1]}", json={"status": "failed"})
+    patched = bob.client.patch(f"/api/v1/traces/{ids[1]}", json={"status": "failed"})
+    assert patched.status_code == 200 and patched.json()["status"] == "failed", patched.text
     bob.client.delete(f"/api/v1/traces/{ids[0]}")
     assert (total(), total(status="running"), total(status="completed"), total(status="failed")) == (6, 2, 3, 1)
 

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, insert, select, update
+import orjson
+from sqlalchemy import JSON, Select, Table, Text, delete, func, insert, literal_column, select, text, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
-from retrace_server.db.types import utcnow
+from retrace_server.db.types import UtcDateTime, utcnow
 from retrace_server.errors import ApiError, not_found
+from retrace_server.jsonutil import dumps
 from retrace_server.pagination import Page
-from retrace_server.traces.models import Span, Trace
+from retrace_server.traces.models import Span, Trace, TraceCount
 from retrace_server.traces.schemas import SpanIn, TraceCreate, TraceFilters, TraceUpdate
+
+TraceStoredHook = Callable[[AsyncSession, str], Awaitable[None]]
+"""Called with the write session and the id of a trace just stored."""
 
 TRACE_COLUMNS = (
     Trace.id,
@@ -59,6 +65,7 @@ SPAN_COLUMNS = (
     Span.ended_at,
     Span.error,
 )
+_TRIGRAM = 3
 _SPAN_UPDATABLE = [c.key for c in Span.__table__.columns if c.key not in ("pk", "id", "trace_id", "user_id")]
 
 
@@ -239,7 +246,10 @@ def trace_row(
     }
 
 
-async def create(db: Database, *, user_id: str, payload: TraceCreate) -> dict[str, Any]:
+async def create(
+    db: Database, *, user_id: str, payload: TraceCreate, on_stored: TraceStoredHook | None = None
+) -> dict[str, Any]:
+    """`on_stored` runs in the same transaction once the trace and its spans are written."""
     now = utcnow()
     trace_id = payload.id or new_id()
     started_at = payload.started_at or now
@@ -260,6 +270,8 @@ async def create(db: Database, *, user_id: str, payload: TraceCreate) -> dict[st
                 ),
             )
             await upsert_spans(session, rows)
+            if on_stored is not None:
+                await on_stored(session, trace_id)
             await refresh_totals(
                 session,
                 trace_id=trace_id,
@@ -317,15 +329,26 @@ async def _trace_dict(session: AsyncSession, trace_id: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters) -> Select[Any]:
+def _name_filter(query: Select[Any], name: str, dialect: str) -> Select[Any]:
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    if dialect == "sqlite" and len(name) >= _TRIGRAM:
+        # The trigram index answers the LIKE; the outer query keeps the exact semantics.
+        matching = text(
+            "SELECT rowid FROM traces_name_fts WHERE name LIKE :name_pattern ESCAPE '\\'"
+        ).bindparams(name_pattern=pattern)
+        query = query.where(literal_column("traces.rowid").in_(matching))
+    return query.where(Trace.name.ilike(pattern, escape="\\"))
+
+
+def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters, dialect: str) -> Select[Any]:
     query = query.where(Trace.user_id == user_id)
     if filters.status is not None:
         query = query.where(Trace.status == filters.status)
     if filters.session_id is not None:
         query = query.where(Trace.session_id == filters.session_id)
     if filters.name:
-        escaped = filters.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Trace.name.ilike(f"%{escaped}%", escape="\\"))
+        query = _name_filter(query, filters.name, dialect)
     if filters.since is not None:
         query = query.where(Trace.started_at >= filters.since)
     if filters.until is not None:
@@ -333,22 +356,42 @@ def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters) -> Sel
     return query
 
 
+async def _count(session: AsyncSession, *, user_id: str, filters: TraceFilters, dialect: str) -> int:
+    if filters.model_dump(exclude_none=True, exclude={"status"}) == {}:
+        counted = select(func.coalesce(func.sum(TraceCount.count), 0)).where(TraceCount.user_id == user_id)
+        if filters.status is not None:
+            counted = counted.where(TraceCount.status == filters.status)
+        return int((await session.execute(counted)).scalar_one())
+    query = _filtered(
+        select(func.count()).select_from(Trace), user_id=user_id, filters=filters, dialect=dialect
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
 async def list_traces(
     db: Database, *, user_id: str, filters: TraceFilters, page: Page
 ) -> tuple[list[dict[str, Any]], int]:
+    """A page of traces, newest first, and how many match."""
     async with db.read() as session:
-        total = (
-            await session.execute(
-                _filtered(select(func.count()).select_from(Trace), user_id=user_id, filters=filters)
-            )
-        ).scalar_one()
-        rows = await session.execute(
-            _filtered(select(*TRACE_COLUMNS), user_id=user_id, filters=filters)
-            .order_by(Trace.started_at.desc(), Trace.id.desc())
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-        return [dict(r._mapping) for r in rows], total
+        total = await _count(session, user_id=user_id, filters=filters, dialect=db.dialect)
+        if page.offset >= total:
+            return [], total
+        ids = _filtered(select(Trace.id), user_id=user_id, filters=filters, dialect=db.dialect)
+        newest_first = (Trace.started_at.desc(), Trace.id.desc())
+        if page.offset > total // 2:
+            # Deep pages are read from the other end of the index, then put back in order.
+            shown = min(page.limit, total - page.offset)
+            from_oldest = total - page.offset - shown
+            ids = ids.order_by(Trace.started_at, Trace.id).limit(shown).offset(from_oldest)
+            page_ids = list(reversed((await session.execute(ids)).scalars().all()))
+        else:
+            ids = ids.order_by(*newest_first).limit(page.limit).offset(page.offset)
+            page_ids = list((await session.execute(ids)).scalars().all())
+        if not page_ids:
+            return [], total
+        rows = await session.execute(select(*TRACE_COLUMNS).where(Trace.id.in_(page_ids)))
+        by_id = {row.id: dict(row._mapping) for row in rows}
+        return [by_id[trace_id] for trace_id in page_ids if trace_id in by_id], total
 
 
 async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
@@ -367,6 +410,61 @@ async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
         trace = dict(row._mapping)
         trace["spans"] = [dict(s._mapping) for s in spans]
         return trace
+
+
+def _raw_columns(columns: Sequence[Any], *, dialect: str) -> list[Any]:
+    """The same columns, with JSON (and on SQLite, timestamps) read as stored text, unparsed."""
+    raw = []
+    for column in columns:
+        kind = getattr(column, "type", None)
+        name = column.key
+        if isinstance(kind, JSON) or (dialect == "sqlite" and isinstance(kind, UtcDateTime)):
+            raw.append(cast_(column, Text).label(name))
+        else:
+            raw.append(column)
+    return raw
+
+
+def _as_fragments(row: Any, json_keys: frozenset[str]) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in json_keys:
+        value = out.get(key)
+        if value is not None:
+            out[key] = orjson.Fragment(value)
+    return out
+
+
+async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
+    """`get`, rendered for the API without decoding and re-encoding the stored JSON payloads."""
+    trace_columns = _raw_columns(TRACE_COLUMNS, dialect=db.dialect)
+    span_columns = _raw_columns(SPAN_COLUMNS, dialect=db.dialect)
+    raw_keys = frozenset(
+        c.key for c in (*trace_columns, *span_columns) if isinstance(getattr(c, "type", None), Text)
+    )
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(*trace_columns).where(Trace.id == trace_id, Trace.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            raise not_found("Trace")
+        spans = await session.execute(
+            select(*span_columns).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
+        )
+        trace = _as_fragments(row, raw_keys & _JSON_KEYS)
+        trace["spans"] = [_as_fragments(span, raw_keys & _JSON_KEYS) for span in spans]
+    if db.dialect == "sqlite":
+        # Stored timestamps are already ISO 8601 with `Z`.
+        for item in (trace, *trace["spans"]):
+            for key in _TIMESTAMP_KEYS:
+                if item.get(key) is not None:
+                    item[key] = orjson.Fragment(b'"' + item[key].encode() + b'"')
+    return dumps(trace)
+
+
+_JSON_KEYS = frozenset({"input", "output", "metadata"})
+_TIMESTAMP_KEYS = ("started_at", "ended_at", "created_at", "updated_at")
 
 
 async def delete_trace(db: Database, *, user_id: str, trace_id: str) -> None:
