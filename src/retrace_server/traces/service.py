@@ -177,6 +177,34 @@ def merge_span_row(
     return merged
 
 
+def _totals(
+    *,
+    span_count: int,
+    tokens: int | None,
+    cost: float | None,
+    started_at: datetime,
+    ended_at: datetime | None,
+    last_activity_at: datetime | None,
+    client_totals: dict[str, Any],
+) -> dict[str, Any]:
+    """Totals come from the spans (None: no span carries that figure); the client's stand in otherwise."""
+    if ended_at is not None:
+        duration_ms = int((ended_at - started_at).total_seconds() * 1000)
+    elif client_totals.get("total_duration_ms") is not None:
+        duration_ms = client_totals["total_duration_ms"]
+    elif last_activity_at is not None:
+        duration_ms = int((last_activity_at - started_at).total_seconds() * 1000)
+    else:
+        duration_ms = 0
+    return {
+        "span_count": span_count,
+        "total_tokens": tokens if tokens is not None else (client_totals.get("total_tokens") or 0),
+        "total_cost": float(cost) if cost is not None else float(client_totals.get("total_cost") or 0.0),
+        "total_duration_ms": max(0, duration_ms),
+        "last_activity_at": last_activity_at,
+    }
+
+
 async def refresh_totals(
     session: AsyncSession,
     *,
@@ -186,7 +214,7 @@ async def refresh_totals(
     last_activity_at: datetime | None,
     client_totals: dict[str, Any],
 ) -> None:
-    """Totals come from the stored spans; the client's figures stand in only where spans carry none."""
+    """Recomputes a stored trace's totals from all its stored spans."""
     span_count, tokens, cost, has_tokens, has_cost = (
         await session.execute(
             select(
@@ -200,23 +228,37 @@ async def refresh_totals(
             ).where(Span.trace_id == trace_id)
         )
     ).one()
-    if ended_at is not None:
-        duration_ms = int((ended_at - started_at).total_seconds() * 1000)
-    elif client_totals.get("total_duration_ms") is not None:
-        duration_ms = client_totals["total_duration_ms"]
-    elif last_activity_at is not None:
-        duration_ms = int((last_activity_at - started_at).total_seconds() * 1000)
-    else:
-        duration_ms = 0
-    values: dict[str, Any] = {
-        "span_count": span_count,
-        "total_tokens": tokens if has_tokens else (client_totals.get("total_tokens") or 0),
-        "total_cost": float(cost or 0.0) if has_cost else (client_totals.get("total_cost") or 0.0),
-        "total_duration_ms": max(0, duration_ms),
-        "last_activity_at": last_activity_at,
-        "updated_at": utcnow(),
-    }
-    await session.execute(update(Trace).where(Trace.id == trace_id).values(**values))
+    values = _totals(
+        span_count=span_count,
+        tokens=tokens if has_tokens else None,
+        cost=cost if has_cost else None,
+        started_at=started_at,
+        ended_at=ended_at,
+        last_activity_at=last_activity_at,
+        client_totals=client_totals,
+    )
+    await session.execute(update(Trace).where(Trace.id == trace_id).values(**values, updated_at=utcnow()))
+
+
+def _batch_totals(
+    rows: list[dict[str, Any]],
+    *,
+    started_at: datetime,
+    ended_at: datetime | None,
+    client_totals: dict[str, Any],
+) -> dict[str, Any]:
+    """`refresh_totals` for a new trace, whose spans are all in hand."""
+    tokens = [r[k] for r in rows for k in ("input_tokens", "output_tokens") if r[k] is not None]
+    costs = [r["cost"] for r in rows if r["cost"] is not None]
+    return _totals(
+        span_count=len(rows),
+        tokens=sum(tokens) if tokens else None,
+        cost=sum(costs) if costs else None,
+        started_at=started_at,
+        ended_at=ended_at,
+        last_activity_at=latest_activity(rows, None),
+        client_totals=client_totals,
+    )
 
 
 def trace_row(
@@ -252,38 +294,36 @@ async def create(
     """`on_stored` runs in the same transaction once the trace and its spans are written."""
     now = utcnow()
     trace_id = payload.id or new_id()
-    started_at = payload.started_at or now
-    rows = span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
-    last_activity = latest_activity(rows, None)
-    client_totals = payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"})
+    # A batch may name one span twice (start, then end): the last one wins.
+    rows = list(
+        {
+            row["id"]: row for row in span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
+        }.values()
+    )
+    values = trace_row(payload, trace_id=trace_id, user_id=user_id, now=now, last_activity_at=None)
+    values.update(
+        _batch_totals(
+            rows,
+            started_at=values["started_at"],
+            ended_at=payload.ended_at,
+            client_totals=payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"}),
+        )
+    )
     try:
         async with db.write() as session:
-            exists = (await session.execute(select(Trace.id).where(Trace.id == trace_id))).first()
-            if exists is not None:
-                raise ApiError(
-                    409, f"Trace {trace_id!r} already exists; use PATCH /api/v1/traces/{{id}} to add to it"
-                )
-            await session.execute(
-                insert(Trace),
-                trace_row(
-                    payload, trace_id=trace_id, user_id=user_id, now=now, last_activity_at=last_activity
-                ),
-            )
+            await session.execute(insert(Trace), values)
             await upsert_spans(session, rows)
             if on_stored is not None:
                 await on_stored(session, trace_id)
-            await refresh_totals(
-                session,
-                trace_id=trace_id,
-                started_at=started_at,
-                ended_at=payload.ended_at,
-                last_activity_at=last_activity,
-                client_totals=client_totals,
-            )
-            return await _trace_dict(session, trace_id)
     except IntegrityError:
-        # Two processes created the same id at once (PostgreSQL); the loser sees a conflict.
-        raise ApiError(409, f"Trace {trace_id!r} already exists") from None
+        # The primary key says the id is taken (by this user or, across processes, a racing request).
+        raise ApiError(
+            409, f"Trace {trace_id!r} already exists; use PATCH /api/v1/traces/{{id}} to add to it"
+        ) from None
+    return {
+        column.key: values[column.key if column.key != "metadata" else "metadata_"]
+        for column in TRACE_COLUMNS
+    }
 
 
 def apply_update(trace: Trace, payload: TraceUpdate, *, now: datetime) -> None:
