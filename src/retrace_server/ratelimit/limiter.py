@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from limits.aio.storage import MemoryStorage, MovingWindowSupport, RedisStorage, Storage
@@ -34,9 +34,10 @@ class Decision:
     remaining: int
     reset_at: float
     """Epoch seconds when the oldest request in the window leaves it (a slot frees)."""
+    decided_at: float = field(default_factory=time.time)
 
-    def retry_after_s(self, now: float | None = None) -> int:
-        return max(1, math.ceil(self.reset_at - (now if now is not None else time.time())))
+    def retry_after_s(self) -> int:
+        return max(1, math.ceil(self.reset_at - self.decided_at))
 
     def headers(self) -> dict[str, str]:
         headers = {
