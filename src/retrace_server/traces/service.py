@@ -436,19 +436,38 @@ async def list_traces(
 
 async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
     """The trace with all its spans in start order."""
+    return await _read_trace(db, user_id=user_id, trace_id=trace_id, raw=False)
+
+
+async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
+    """`get`, rendered for the API without decoding and re-encoding the stored JSON payloads."""
+    trace = await _read_trace(db, user_id=user_id, trace_id=trace_id, raw=True)
+    if db.dialect == "sqlite":
+        # Stored timestamps are already ISO 8601 with `Z`.
+        for item in (trace, *trace["spans"]):
+            for key in _TIMESTAMP_KEYS:
+                if item.get(key) is not None:
+                    item[key] = orjson.Fragment(b'"' + item[key].encode() + b'"')
+    return dumps(trace)
+
+
+async def _read_trace(db: Database, *, user_id: str, trace_id: str, raw: bool) -> dict[str, Any]:
+    trace_columns = _raw_columns(TRACE_COLUMNS, dialect=db.dialect) if raw else TRACE_COLUMNS
+    span_columns = _raw_columns(SPAN_COLUMNS, dialect=db.dialect) if raw else SPAN_COLUMNS
+
+    def as_dict(row: Any) -> dict[str, Any]:
+        return _as_fragments(row, _JSON_KEYS) if raw else dict(row._mapping)
+
     async with db.read() as session:
-        row = (
-            await session.execute(
-                select(*TRACE_COLUMNS).where(Trace.id == trace_id, Trace.user_id == user_id)
-            )
-        ).first()
+        owned = select(*trace_columns).where(Trace.id == trace_id, Trace.user_id == user_id)
+        row = (await session.execute(owned)).first()
         if row is None:
             raise not_found("Trace")
         spans = await session.execute(
-            select(*SPAN_COLUMNS).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
+            select(*span_columns).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
         )
-        trace = dict(row._mapping)
-        trace["spans"] = [dict(s._mapping) for s in spans]
+        trace = as_dict(row)
+        trace["spans"] = [as_dict(span) for span in spans]
         return trace
 
 
@@ -457,9 +476,8 @@ def _raw_columns(columns: Sequence[Any], *, dialect: str) -> list[Any]:
     raw = []
     for column in columns:
         kind = getattr(column, "type", None)
-        name = column.key
         if isinstance(kind, JSON) or (dialect == "sqlite" and isinstance(kind, UtcDateTime)):
-            raw.append(cast_(column, Text).label(name))
+            raw.append(cast_(column, Text).label(column.key))
         else:
             raw.append(column)
     return raw
@@ -472,35 +490,6 @@ def _as_fragments(row: Any, json_keys: frozenset[str]) -> dict[str, Any]:
         if value is not None:
             out[key] = orjson.Fragment(value)
     return out
-
-
-async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
-    """`get`, rendered for the API without decoding and re-encoding the stored JSON payloads."""
-    trace_columns = _raw_columns(TRACE_COLUMNS, dialect=db.dialect)
-    span_columns = _raw_columns(SPAN_COLUMNS, dialect=db.dialect)
-    raw_keys = frozenset(
-        c.key for c in (*trace_columns, *span_columns) if isinstance(getattr(c, "type", None), Text)
-    )
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                select(*trace_columns).where(Trace.id == trace_id, Trace.user_id == user_id)
-            )
-        ).first()
-        if row is None:
-            raise not_found("Trace")
-        spans = await session.execute(
-            select(*span_columns).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
-        )
-        trace = _as_fragments(row, raw_keys & _JSON_KEYS)
-        trace["spans"] = [_as_fragments(span, raw_keys & _JSON_KEYS) for span in spans]
-    if db.dialect == "sqlite":
-        # Stored timestamps are already ISO 8601 with `Z`.
-        for item in (trace, *trace["spans"]):
-            for key in _TIMESTAMP_KEYS:
-                if item.get(key) is not None:
-                    item[key] = orjson.Fragment(b'"' + item[key].encode() + b'"')
-    return dumps(trace)
 
 
 _JSON_KEYS = frozenset({"input", "output", "metadata"})
