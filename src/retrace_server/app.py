@@ -23,6 +23,7 @@ from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
+from retrace_server.stream.router import router as stream_router
 from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
 
@@ -69,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(forks_router)
     app.include_router(search_router)
     app.include_router(memory_router)
+    app.include_router(stream_router)
     return app

@@ -166,7 +166,9 @@ async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
             elif at_fork and execution.has_modified_input:
                 subs.add(span.get("output"), execution.modified_input)
                 job.pending.append(
-                    copy_span(span, job.id_map, mode=MODIFIED, output=execution.modified_input, **_now_times())
+                    copy_span(
+                        span, job.id_map, mode=MODIFIED, output=execution.modified_input, **_now_times()
+                    )
                 )
             else:
                 job.pending.append(copy_span(span, job.id_map, mode=REPLAYED, **_now_times()))

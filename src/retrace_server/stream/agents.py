@@ -15,10 +15,13 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
+from retrace_server.forks import service as forks
+from retrace_server.forks.models import Fork
 from retrace_server.stream.models import StreamAgent, StreamAgentFunction, StreamCommand
 
 # A connection whose process has not refreshed it for this many ping intervals is gone.
@@ -33,6 +36,8 @@ class AgentLink:
     user_id: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     functions: set[str] = field(default_factory=set)
+    replaying: dict[str, str] = field(default_factory=dict)
+    """Executions sent to this agent, by fork id: they stay alive while the connection does."""
 
 
 class AgentRegistry:
@@ -67,6 +72,7 @@ class AgentRegistry:
             await session.execute(
                 update(StreamAgent).where(StreamAgent.id == link.id).values(heartbeat_at=utcnow())
             )
+            await self._keep_replays_alive(session, link)
             # Rows of processes that died without saying goodbye.
             await session.execute(
                 delete(StreamAgent).where(
@@ -74,6 +80,19 @@ class AgentRegistry:
                     StreamAgent.heartbeat_at < utcnow() - self._stale_after,
                 )
             )
+
+    @staticmethod
+    async def _keep_replays_alive(session: AsyncSession, link: AgentLink) -> None:
+        if not link.replaying:
+            return
+        current = Fork.execution_id.in_(list(link.replaying.values()))
+        running = (
+            await session.execute(
+                select(Fork.id).where(Fork.id.in_(list(link.replaying)), current, Fork.status == "running")
+            )
+        ).scalars()
+        link.replaying = {fork_id: link.replaying[fork_id] for fork_id in running}
+        await forks.heartbeat(session, sorted(link.replaying))
 
     async def add_functions(self, link: AgentLink, names: set[str]) -> None:
         """Records trace names the agent has run; it registered them as resumable if it can re-run them."""
@@ -126,10 +145,15 @@ class AgentRegistry:
                     .order_by(StreamCommand.id)
                 )
             ).all()
-        if rows:
-            async with self._db.write() as session:
-                await session.execute(delete(StreamCommand).where(StreamCommand.id.in_([r.id for r in rows])))
-        return [dict(r.frame) for r in rows]
+        if not rows:
+            return []
+        async with self._db.write() as session:
+            await session.execute(delete(StreamCommand).where(StreamCommand.id.in_([r.id for r in rows])))
+        commands = [dict(r.frame) for r in rows]
+        link.replaying.update(
+            {c["data"]["forkId"]: c["data"]["executionId"] for c in commands if c.get("type") == "resume"}
+        )
+        return commands
 
 
 def agent_registry(app: Any) -> AgentRegistry:

@@ -9,6 +9,7 @@ from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.pagination import PageDep
+from retrace_server.stream import cascade
 from retrace_server.traces import service
 from retrace_server.traces.schemas import TraceCreate, TraceFilters, TraceStatus, TraceUpdate, UtcTimestamp
 
@@ -30,7 +31,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such trac
 )
 async def create_trace(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
     payload = await parse_body(request, TraceCreate)
-    trace = await service.create(db, user_id=user.id, payload=payload)
+    on_stored = cascade.agent_result_hook(payload, user_id=user.id)
+    trace = await service.create(db, user_id=user.id, payload=payload, on_stored=on_stored)
     return JsonResponse(trace, status_code=201)
 
 
