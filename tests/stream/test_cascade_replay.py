@@ -77,7 +77,8 @@ def assert_linked_replay(user: ApiUser, fork: dict[str, Any], original: dict[str
     first = spans[0]
     assert first["metadata"]["replay"] == "recorded"
     assert first["output"] == original["spans"][0]["output"]
-    assert len(spans) == len(original["spans"])
+    assert len(spans) == len(original["spans"]) == result["span_count"]
+    assert result["total_tokens"] == sum((s["input_tokens"] or 0) + (s["output_tokens"] or 0) for s in spans)
     rerun = [s for s in spans[1:] if s["span_type"] == "llm_call"]
     assert len(rerun) == STEPS - 1
     assert all(NEW_QUESTION in s["output"] for s in rerun)

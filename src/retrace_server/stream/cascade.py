@@ -209,6 +209,15 @@ async def adopt_agent_result(
         "fork_point_span_id": fork.fork_point_span_id,
         "execution_id": execution_id,
     }
+    await session.flush()
+    await traces.refresh_totals(
+        session,
+        trace_id=trace_id,
+        started_at=trace.started_at,
+        ended_at=trace.ended_at,
+        last_activity_at=trace.last_activity_at,
+        client_totals={},
+    )
     await forks.set_result_trace(session, fork_id=fork_id, execution_id=execution_id, trace_id=trace_id)
     await forks.finish_execution(
         session, fork_id=fork_id, execution_id=execution_id, status=status, error=error
