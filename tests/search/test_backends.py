@@ -75,8 +75,14 @@ def _scalar(settings: Settings, sql: str) -> Any:
     return asyncio.run(_run())
 
 
-def test_pgvector_index(pgvector_url: str, make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(database_url=pgvector_url, embedder="local", indexer_enabled=True)
+def test_pgvector_index(pgvector_url: str) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=pgvector_url,
+        embedder="local",
+        indexer_enabled=True,
+        rate_limit_enabled=False,
+    )
     with running_server(settings) as server:
         user, other = create_user(server), create_user(server)
         target = span("My card got rejected at checkout", "card_declined: insufficient funds")

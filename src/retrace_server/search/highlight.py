@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from retrace_server.embeddings.text import HIGHLIGHT_SOURCE_CHARS, span_text
-from retrace_server.search.lexical import terms
+from retrace_server.search.lexical import stem, terms
 
 WIDTH = 200
 
@@ -17,7 +17,7 @@ def _pattern(query: str) -> re.Pattern[str] | None:
     if not words:
         return None
     # Stems, so that "failing" finds "failed" as FTS5's porter stemmer does.
-    stems = sorted({w[: max(4, len(w) - 3)] if len(w) > 5 else w for w in words}, key=len, reverse=True)
+    stems = sorted({stem(w) for w in words}, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + ")", re.IGNORECASE)
 
 

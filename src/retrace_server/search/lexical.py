@@ -63,7 +63,9 @@ STOPWORDS = frozenset(
         "them",
     ]
 )
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+# Letters and digits, split at underscores and punctuation as FTS5's unicode61 tokenizer does,
+# so a query term is always one indexed token (phrase queries need positions we do not keep).
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 # Weights of name, span_type, model, error, input, output.
 _BM25_WEIGHTS = "8.0, 2.0, 2.0, 6.0, 1.0, 1.0"
@@ -120,3 +122,16 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
         *[bindparam(n, type_=UtcDateTime()) for n in ("since", "until") if n in params]
     )
     return [row[0] for row in await session.execute(bound, params)]
+
+
+def stem(word: str) -> str:
+    """A crude prefix stem, close enough to porter's for matching words in Python."""
+    return word[: max(4, len(word) - 3)] if len(word) > 5 else word
+
+
+def coverage(text: str, words: list[str]) -> float:
+    """The share of the query's words that `text` contains (by stem)."""
+    if not words:
+        return 0.0
+    lowered = text.lower()
+    return sum(1 for w in words if re.search(r"(?<![^\W_])" + re.escape(stem(w)), lowered)) / len(words)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from retrace_server.db.engine import Database
 from retrace_server.db.types import UtcDateTime
 from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal
+from retrace_server.embeddings.text import HIGHLIGHT_SOURCE_CHARS, span_text
 from retrace_server.errors import ApiError
 from retrace_server.search import lexical
 from retrace_server.search.highlight import highlight
@@ -23,12 +24,13 @@ from retrace_server.traces.service import SPAN_COLUMNS
 RRF_K = 60
 
 
-def fuse(rankings: list[list[int]], *, limit: int) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion, scaled so that first place in every ranking scores 1."""
+def fuse(rankings: list[list[tuple[int, float]]], *, limit: int) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of (pk, weight) rankings, scaled so that first place in
+    every ranking, at full weight, scores 1."""
     scores: dict[int, float] = {}
     for ranking in rankings:
-        for rank, pk in enumerate(ranking, start=1):
-            scores[pk] = scores.get(pk, 0.0) + 1.0 / (RRF_K + rank)
+        for rank, (pk, weight) in enumerate(ranking, start=1):
+            scores[pk] = scores.get(pk, 0.0) + weight / (RRF_K + rank)
     best = len(rankings) / (RRF_K + 1)
     ordered = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
     return [(pk, min(1.0, score / best)) for pk, score in ordered]
@@ -123,11 +125,12 @@ async def search(
     query_vector = (
         asyncio.create_task(embeddings.embed_query(request.query)) if mode in ("hybrid", "semantic") else None
     )
-    rankings: list[list[int]] = []
+    rankings: list[list[tuple[int, float]]] = []
     try:
         async with db.read() as session:
             if mode in ("hybrid", "lexical"):
-                rankings.append(await lexical.ranked(session, user_id=user_id, request=request, depth=depth))
+                lexical_pks = await lexical.ranked(session, user_id=user_id, request=request, depth=depth)
+                rankings.append(await _weighted_by_coverage(session, lexical_pks, request.query))
             if query_vector is not None:
                 vector = await query_vector
                 if await embeddings.has_pgvector(session):
@@ -138,7 +141,7 @@ async def search(
                     ranking = await _semantic_exact(
                         session, embeddings, user_id=user_id, vector=vector, request=request, depth=depth
                     )
-                rankings.append([pk for pk, _ in ranking])
+                rankings.append([(pk, 1.0) for pk, _ in ranking])
             if mode == "semantic":
                 # One ranking: its cosine similarity is a more telling score than a rank.
                 fused = [(pk, max(0.0, min(1.0, score))) for pk, score in ranking[: request.limit * 2]]
@@ -163,6 +166,21 @@ async def search(
         if pk in spans
     ][: request.limit]
     return {"data": data, "mode": mode}
+
+
+async def _weighted_by_coverage(session: AsyncSession, pks: list[int], query: str) -> list[tuple[int, float]]:
+    """Lexical hits weighted by the share of the query's words they hold: a span that shares one
+    common word with a paraphrase must not outrank what the vectors found."""
+    if not pks:
+        return []
+    words = lexical.terms(query)
+    rows = await session.execute(
+        select(Span.pk, Span.name, Span.span_type, Span.model, Span.error, Span.input, Span.output).where(
+            Span.pk.in_(pks)
+        )
+    )
+    texts = {row.pk: span_text(dict(row._mapping), limit=HIGHLIGHT_SOURCE_CHARS) for row in rows}
+    return [(pk, lexical.coverage(texts.get(pk, ""), words) ** 3) for pk in pks]
 
 
 async def _spans(session: AsyncSession, *, user_id: str, pks: list[int]) -> dict[int, dict[str, Any]]:

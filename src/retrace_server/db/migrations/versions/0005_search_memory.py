@@ -28,8 +28,20 @@ HNSW_DIM = 384
 _SQLITE_TEXT_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in TEXT_COLUMNS)
 _PG_TEXT_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TEXT_COLUMNS)
 _COLS = ", ".join(TEXT_COLUMNS)
-_NEW = ", ".join(f"new.{c}" for c in TEXT_COLUMNS)
-_OLD = ", ".join(f"old.{c}" for c in TEXT_COLUMNS)
+# Long conversations repeat in every step's input; indexing a bounded prefix keeps ingestion
+# cost flat (the embedder reads far less than this anyway).
+FTS_CHARS = 8000
+
+
+def _fts_values(row: str) -> str:
+    return ", ".join(
+        f"substr({row}.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"{row}.{c}"
+        for c in TEXT_COLUMNS
+    )
+
+
+_NEW = _fts_values("new")
+_OLD = _fts_values("old")
 _ENQUEUE = (
     "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "
     "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
@@ -37,7 +49,8 @@ _ENQUEUE = (
 
 SQLITE_DDL = [
     f"CREATE VIRTUAL TABLE spans_fts USING fts5({_COLS}, content='spans', content_rowid='pk', "
-    "tokenize='porter unicode61')",
+    # Column-level detail: no term positions to write, since queries never match phrases.
+    "tokenize='porter unicode61', detail=column)",
     f"""CREATE TRIGGER spans_search_insert AFTER INSERT ON spans BEGIN
         INSERT INTO spans_fts (rowid, {_COLS}) VALUES (new.pk, {_NEW});
         {_ENQUEUE};
@@ -179,7 +192,7 @@ def upgrade() -> None:
         for statement in SQLITE_DDL:
             op.execute(statement)
         # Spans stored before this migration: index them lexically and queue them for embedding.
-        op.execute(f"INSERT INTO spans_fts (rowid, {_COLS}) SELECT pk, {_COLS} FROM spans")
+        op.execute(f"INSERT INTO spans_fts (rowid, {_COLS}) SELECT pk, {_fts_values('spans')} FROM spans")
     elif dialect == "postgresql":
         for statement in POSTGRES_DDL:
             op.execute(statement)
