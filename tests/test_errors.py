@@ -99,3 +99,11 @@ def test_internal_error_hides_internals_and_logs_request_id(
         request_id = r.headers["x-request-id"]
         assert request_id in r.json()["error"]
         assert any(request_id in rec.getMessage() for rec in caplog.records)
+
+
+def test_nested_type_errors_name_the_field(alice: ApiUser) -> None:
+    r = alice.client.post("/api/v1/traces", json={"metadata": "not an object"})
+    _assert_envelope(r, 400)
+    assert r.json()["error"].startswith("metadata:")
+    r = alice.client.post("/api/v1/traces", json={"spans": [{}, {"metadata": [1]}]})
+    assert r.json()["error"].startswith("spans[1].metadata:")

@@ -26,7 +26,7 @@ async def parse_body(request: Request, model: type[ModelT], *, required: bool = 
             raise ApiError(
                 400, f"Invalid JSON body: {errors[0].get('ctx', {}).get('error', 'malformed')}"
             ) from None
-        if errors and errors[0].get("type") == "model_type":
+        if errors and errors[0].get("type") == "model_type" and not errors[0].get("loc"):
             raise ApiError(400, "Request body must be a JSON object") from None
         raise ApiError(400, describe_validation_errors(errors)) from None
 
