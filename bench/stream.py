@@ -99,11 +99,13 @@ def main() -> None:
             ]
             for proc in procs:
                 assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            cpu_before = cpu_seconds(server.pid)
             for proc in procs:
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
             results = [json.loads(proc.communicate(timeout=600)[0]) for proc in procs]
+            server_cpu = cpu_seconds(server.pid) - cpu_before
             busy_rss = rss_mb(server.pid)
             stored = stored_spans(server.url, server.key)
 
@@ -123,7 +125,14 @@ def main() -> None:
         f"every frame acknowledged: {all(r['acknowledged'] for r in results)}; "
         f"spans stored: {stored} of {streamed + args.clients}"
     )
-    print(f"server RSS after load: {busy_rss:.0f} MB")
+    share = server_cpu / elapsed
+    print(f"server: {server_cpu:.1f} CPU seconds ({share:.0%} of one core), RSS {busy_rss:.0f} MB")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stored_spans(url: str, key: str) -> int:
