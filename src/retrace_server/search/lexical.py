@@ -95,33 +95,106 @@ def _filters(request: SearchRequest, params: dict[str, Any], *, alias: str) -> s
     return "".join(f" AND {c}" for c in clauses)
 
 
+# Ranking scores every match; for words common in the caller's spans only the newest matches
+# are ranked, which keeps a query's cost flat as spans accumulate. Matches of all the words are
+# ranked first, so an exact identifier is never lost to the window.
+RANK_WINDOW = 1000
+
+
 async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest, depth: int) -> list[int]:
     """Span pks of the caller's best lexical matches, best first."""
     words = terms(request.query)
     if not words:
         return []
-    params: dict[str, Any] = {"user_id": user_id, "depth": depth}
-    if session.get_bind().dialect.name == "postgresql":
-        params["query"] = " | ".join(words)
-        sql = (
-            "SELECT s.pk FROM spans s, to_tsquery('english', :query) q "
-            "WHERE s.user_id = :user_id AND s.search_document @@ q"
-            f"{_filters(request, params, alias='s')} "
-            "ORDER BY ts_rank_cd(s.search_document, q) DESC, s.pk DESC LIMIT :depth"
-        )
-    else:
-        params["query"] = " OR ".join(f'"{w}"' for w in words)
-        sql = (
-            "SELECT s.pk FROM spans_fts JOIN spans s ON s.pk = spans_fts.rowid "
-            "WHERE spans_fts MATCH :query AND s.user_id = :user_id"
-            f"{_filters(request, params, alias='s')} "
-            f"ORDER BY bm25(spans_fts, {_BM25_WEIGHTS}), s.pk DESC LIMIT :depth"
-        )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rank = _ranked_postgres if postgres else _ranked_sqlite
+    any_word, complete = await rank(
+        session, all_words=False, words=words, user_id=user_id, request=request, depth=depth
+    )
+    if complete or len(words) == 1:
+        return any_word
+    every_word, _ = await rank(
+        session, all_words=True, words=words, user_id=user_id, request=request, depth=depth
+    )
+    seen = set(every_word)
+    return (every_word + [pk for pk in any_word if pk not in seen])[:depth]
+
+
+async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
     # Timestamps bind through the shared column type (ISO text on SQLite, timestamptz on PostgreSQL).
     bound = text(sql).bindparams(
         *[bindparam(n, type_=UtcDateTime()) for n in ("since", "until") if n in params]
     )
-    return [row[0] for row in await session.execute(bound, params)]
+    return list(await session.execute(bound, params))
+
+
+async def _run(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
+    return [row[0] for row in await _rows(session, sql, params)]
+
+
+async def _ranked_sqlite(
+    session: AsyncSession,
+    *,
+    all_words: bool,
+    words: list[str],
+    user_id: str,
+    request: SearchRequest,
+    depth: int,
+) -> tuple[list[int], bool]:
+    """Ranked matches, and whether every match was ranked (not just the newest window)."""
+    params: dict[str, Any] = {
+        "user_id": user_id,
+        "depth": depth,
+        "window": RANK_WINDOW,
+        "query": (" AND " if all_words else " OR ").join(f'"{w}"' for w in words),
+    }
+    # CROSS JOIN keeps the full-text index as the outer loop.
+    matches = (
+        "FROM spans_fts CROSS JOIN spans s ON s.pk = spans_fts.rowid "
+        f"WHERE spans_fts MATCH :query AND s.user_id = :user_id{_filters(request, params, alias='s')}"
+    )
+    floor = await _run(
+        session,
+        f"SELECT spans_fts.rowid {matches} ORDER BY spans_fts.rowid DESC LIMIT 1 OFFSET :window",
+        params,
+    )
+    params["floor"] = floor[0] if floor else 0
+    ranked = await _run(
+        session,
+        f"SELECT s.pk {matches} AND spans_fts.rowid >= :floor "
+        f"ORDER BY bm25(spans_fts, {_BM25_WEIGHTS}), s.pk DESC LIMIT :depth",
+        params,
+    )
+    return ranked, not floor
+
+
+async def _ranked_postgres(
+    session: AsyncSession,
+    *,
+    all_words: bool,
+    words: list[str],
+    user_id: str,
+    request: SearchRequest,
+    depth: int,
+) -> tuple[list[int], bool]:
+    params: dict[str, Any] = {
+        "user_id": user_id,
+        "depth": depth,
+        "window": RANK_WINDOW,
+        "query": (" & " if all_words else " | ").join(words),
+    }
+    rows = await _rows(
+        session,
+        "WITH q AS (SELECT to_tsquery('english', :query) AS query), recent AS ("
+        " SELECT s.pk, s.search_document FROM spans s, q"
+        f" WHERE s.user_id = :user_id AND s.search_document @@ q.query{_filters(request, params, alias='s')}"
+        " ORDER BY s.pk DESC LIMIT :window) "
+        "SELECT recent.pk, (SELECT count(*) FROM recent) AS matches FROM recent, q "
+        "ORDER BY ts_rank_cd(recent.search_document, q.query) DESC, recent.pk DESC LIMIT :depth",
+        params,
+    )
+    # Fewer matches than the window: every match was ranked.
+    return [row[0] for row in rows], not rows or rows[0][1] < RANK_WINDOW
 
 
 def stem(word: str) -> str:
