@@ -37,7 +37,7 @@ _local_model: Any = None
 _local_model_lock = threading.Lock()
 
 
-def _load_local_model() -> Any:
+def _load_local_model(*, single_thread: bool) -> Any:
     global _local_model
     with _local_model_lock:
         if _local_model is None:
@@ -48,6 +48,11 @@ def _load_local_model() -> Any:
             from sentence_transformers import SentenceTransformer
 
             _local_model = SentenceTransformer(str(get_model_path()), device="cpu")
+            if single_thread:
+                import torch
+
+                # Work then runs on the calling thread, so that thread's priority applies to it.
+                torch.set_num_threads(1)
     return _local_model
 
 
@@ -57,8 +62,11 @@ class LocalEmbedder:
     id = f"local:{LOCAL_MODEL_NAME}"
     batch_size = 32
 
+    def __init__(self, *, single_thread: bool = False) -> None:
+        self.single_thread = single_thread
+
     def embed(self, texts: list[str]) -> np.ndarray:
-        model = _local_model or _load_local_model()
+        model = _local_model or _load_local_model(single_thread=self.single_thread)
         vectors = model.encode(
             texts,
             batch_size=self.batch_size,
@@ -98,13 +106,13 @@ def local_model_installed() -> bool:
     )
 
 
-def make_embedder(settings: Settings) -> Embedder | None:
+def make_embedder(settings: Settings, *, single_thread: bool = False) -> Embedder | None:
     """The configured backend, or None for lexical search only."""
     choice = settings.embedder
     if choice == "auto":
         choice = "local" if local_model_installed() else "none"
     if choice == "local":
-        return LocalEmbedder()
+        return LocalEmbedder(single_thread=single_thread)
     if choice == "openai":
         return OpenAIEmbedder(
             base_url=settings.embedding_base_url,

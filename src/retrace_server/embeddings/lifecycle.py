@@ -10,7 +10,7 @@ from retrace_server.embeddings.worker import BackgroundIndexer
 
 
 async def start_embeddings(app: FastAPI, settings: Settings) -> None:
-    app.state.embeddings = EmbeddingService(settings)
+    app.state.embeddings = EmbeddingService(settings, yield_to_requests=True)
     app.state.indexer = None
     if settings.indexer_enabled and app.state.embeddings.enabled:
         app.state.indexer = BackgroundIndexer(app.state.db, app.state.embeddings)

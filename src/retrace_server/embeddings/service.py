@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -34,11 +37,19 @@ class Embedded:
 
 
 class EmbeddingService:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
-        self.embedder = embedder if embedder is not None else make_embedder(settings)
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, *, yield_to_requests: bool = False
+    ) -> None:
+        self.embedder = (
+            embedder if embedder is not None else make_embedder(settings, single_thread=yield_to_requests)
+        )
         # Requests and indexing embed on separate threads, so a query never queues behind a batch.
         self._request_pool = ThreadPoolExecutor(1, thread_name_prefix="retrace-embed-request")
-        self._indexing_pool = ThreadPoolExecutor(1, thread_name_prefix="retrace-embed-indexing")
+        self._indexing_pool = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="retrace-embed-indexing",
+            initializer=_lower_thread_priority if yield_to_requests else None,
+        )
         self.spans = SyncedIndex(
             id_column=SpanVector.id,
             user_column=SpanVector.user_id,
@@ -124,6 +135,12 @@ class EmbeddingService:
     def close(self) -> None:
         self._request_pool.shutdown(wait=False, cancel_futures=True)
         self._indexing_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_thread_priority() -> None:
+    """Inside a serving process, background indexing takes only the CPU that requests leave."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 async def store_cache_rows(session: AsyncSession, rows: dict[str, bytes]) -> None:

@@ -233,10 +233,17 @@ async def search(
         scored = [(key, max(0.0, min(1.0, score))) for key, score in hits]
         if request.min_score is not None:
             scored = [(key, score) for key, score in scored if score >= request.min_score]
+        # By primary key alone: given a user condition too, SQLite walks the user's index instead.
         rows = await session.execute(
-            select(*MEMORY_COLUMNS).where(Memory.id.in_([k for k, _ in scored]), Memory.user_id == user_id)
+            select(Memory.user_id.label("owner"), *MEMORY_COLUMNS).where(
+                Memory.id.in_([k for k, _ in scored])
+            )
         )
-        found = {row.id: dict(row._mapping) for row in rows}
+        found = {}
+        for row in rows:
+            values = dict(row._mapping)
+            if values.pop("owner") == user_id:
+                found[row.id] = values
     gone = [key for key, _ in scored if key not in found]
     if gone:
         embeddings.memories.forget(user_id, gone)

@@ -98,7 +98,9 @@ def _filters(request: SearchRequest, params: dict[str, Any], *, alias: str) -> s
 # Ranking scores every match; for words common in the caller's spans only the newest matches
 # are ranked, which keeps a query's cost flat as spans accumulate. Matches of all the words are
 # ranked first, so an exact identifier is never lost to the window.
-RANK_WINDOW = 1000
+RANK_WINDOW = 500
+# Identifiers split into a few tokens (ERR_RATE_LIMIT_429); long sentences rarely match whole.
+ALL_WORDS_MAX_TERMS = 4
 
 
 async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest, depth: int) -> list[int]:
@@ -111,7 +113,7 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
     any_word, complete = await rank(
         session, all_words=False, words=words, user_id=user_id, request=request, depth=depth
     )
-    if complete or len(words) == 1:
+    if complete or not 1 < len(words) <= ALL_WORDS_MAX_TERMS:
         return any_word
     every_word, _ = await rank(
         session, all_words=True, words=words, user_id=user_id, request=request, depth=depth

@@ -186,11 +186,14 @@ async def _weighted_by_coverage(session: AsyncSession, pks: list[int], query: st
 async def _spans(session: AsyncSession, *, user_id: str, pks: list[int]) -> dict[int, dict[str, Any]]:
     if not pks:
         return {}
+    # By primary key alone: given a user condition too, SQLite walks the user's index instead.
     rows = await session.execute(
-        select(Span.pk, *SPAN_COLUMNS).where(Span.pk.in_(pks), Span.user_id == user_id)
+        select(Span.pk, Span.user_id.label("owner"), *SPAN_COLUMNS).where(Span.pk.in_(pks))
     )
     found = {}
     for row in rows:
         values = dict(row._mapping)
-        found[values.pop("pk")] = values
+        pk, owner = values.pop("pk"), values.pop("owner")
+        if owner == user_id:
+            found[pk] = values
     return found
