@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,10 @@ log = logging.getLogger("retrace.indexer")
 
 LEASE = timedelta(seconds=60)
 IDLE_POLL_S = 0.5
+# Share of the time the in-process indexer works while spans are being ingested.
+INGESTING_DUTY = 0.1
+QUIET_S = 2.0
+FIRST_LOAD_AT_MOST_S = 60.0
 ERROR_BACKOFF_S = 5.0
 
 
@@ -155,8 +160,30 @@ class SpanIndexer:
             )
         self._claimed.clear()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def _newest_queued(self) -> int:
+        async with self.db.read() as session:
+            return int((await session.execute(select(func.max(SpanIndexQueue.span_pk)))).scalar() or 0)
+
+    async def _wait_for_a_pause(self, stop: asyncio.Event, newest: int) -> int:
+        """The first batch loads the model: seconds of CPU, mostly holding the GIL. It waits for a
+        pause in ingestion (no new span for a while), or at most a minute."""
+        deadline = time.monotonic() + FIRST_LOAD_AT_MOST_S
+        while not stop.is_set() and time.monotonic() < deadline:
+            await _sleep_until(stop, QUIET_S)
+            latest = await self._newest_queued()
+            if latest == newest:
+                break
+            newest = latest
+        return newest
+
+    async def run(self, stop: asyncio.Event, *, yield_to_ingestion: bool = False) -> None:
+        """Indexes until `stop`. Yielding, it works a small share of the time while new spans keep
+        arriving (the process is busy ingesting) and at full speed once they stop."""
+        newest = await self._newest_queued() if yield_to_ingestion else 0
+        if yield_to_ingestion:
+            newest = await self._wait_for_a_pause(stop, newest)
         while not stop.is_set():
+            started = time.perf_counter()
             try:
                 result = await self.run_once()
             except asyncio.CancelledError:
@@ -167,6 +194,12 @@ class SpanIndexer:
                 continue
             if result.claimed == 0:
                 await _sleep_until(stop, IDLE_POLL_S)
+            elif yield_to_ingestion:
+                latest = await self._newest_queued()
+                if latest > newest:
+                    busy = time.perf_counter() - started
+                    await _sleep_until(stop, busy * (1 / INGESTING_DUTY - 1))
+                newest = latest
 
 
 async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
@@ -188,7 +221,9 @@ class BackgroundIndexer:
         self._task: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.indexer.run(self._stop), name="retrace-span-indexer")
+        self._task = asyncio.create_task(
+            self.indexer.run(self._stop, yield_to_ingestion=True), name="retrace-span-indexer"
+        )
 
     async def stop(self) -> None:
         self._stop.set()
