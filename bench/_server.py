@@ -27,6 +27,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -36,7 +43,9 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def serve(database_url: str, *, env: dict[str, str] | None = None, user: str = "bench") -> Iterator[BenchServer]:
+def serve(
+    database_url: str, *, env: dict[str, str] | None = None, user: str = "bench"
+) -> Iterator[BenchServer]:
     """A server process on a free port over `database_url`, with a fresh key for `user`."""
     full_env = {
         **os.environ,
@@ -71,4 +80,4 @@ def serve(database_url: str, *, env: dict[str, str] | None = None, user: str = "
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

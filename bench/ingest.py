@@ -1,6 +1,6 @@
 """Ingest throughput: concurrent clients posting traces of N spans (~1 KB of input/output each).
 
-    python bench/ingest.py [--database-url URL] [--clients 4] [--spans 100] [--seconds 20]
+python bench/ingest.py [--database-url URL] [--clients 4] [--spans 100] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 
-from _server import rss_mb, serve
+from _server import cpu_seconds, rss_mb, serve
 
 PROMPT = (
     "You are a support agent for an online shop. The customer asks about order {n}: it was "
@@ -54,8 +53,27 @@ def make_trace(spans: int) -> tuple[bytes, bytes]:
     return orjson.dumps(body), trace_id.encode()
 
 
-async def run_clients(url: str, key: str, *, clients: int, spans: int, seconds: float) -> tuple[int, int, float]:
-    headers = {"x-retrace-key": key, "content-type": "application/json"}
+async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes) -> int:
+    """One keep-alive HTTP/1.1 POST; a bare client keeps the load generator's own CPU cost low."""
+    writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
+async def run_clients(
+    url: str, key: str, *, clients: int, spans: int, seconds: float
+) -> tuple[int, int, float]:
+    host, port = url.removeprefix("http://").split(":")
+    head = (
+        f"POST /api/v1/traces HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode()
     bodies = [make_trace(spans) for _ in range(64)]
     sent = 0
     errors = 0
@@ -63,20 +81,19 @@ async def run_clients(url: str, key: str, *, clients: int, spans: int, seconds: 
 
     async def client(index: int) -> None:
         nonlocal sent, errors
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
-            n = index
-            while time.perf_counter() < stop_at:
-                # A fresh trace id each time, in a prepared body (its spans name it too).
-                template, trace_id = bodies[n % len(bodies)]
-                body = template.replace(trace_id, f"{n:08d}-{uuid.uuid4().hex[:12]}".encode())
-                n += clients
-                r = await http.post("/api/v1/traces", content=body)
-                if r.status_code == 201:
-                    sent += 1
-                else:
-                    if not errors:
-                        print(f"first error: HTTP {r.status_code} {r.text[:300]}")
-                    errors += 1
+        reader, writer = await asyncio.open_connection(host, int(port))
+        n = index
+        while time.perf_counter() < stop_at:
+            # A fresh trace id each time, in a prepared body (its spans name it too).
+            template, trace_id = bodies[n % len(bodies)]
+            body = template.replace(trace_id, f"{n:08d}-{uuid.uuid4().hex[:12]}".encode())
+            n += clients
+            status = await _post(reader, writer, head, body)
+            if status == 201:
+                sent += 1
+            else:
+                errors += 1
+        writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
@@ -99,16 +116,24 @@ def main() -> None:
             env["RETRACE_EMBEDDER"] = "none"
         with serve(url, env=env) as server:
             idle_rss = rss_mb(server.pid)
-            asyncio.run(run_clients(server.url, server.key, clients=args.clients, spans=args.spans, seconds=2))
-            traces, errors, elapsed = asyncio.run(
-                run_clients(server.url, server.key, clients=args.clients, spans=args.spans, seconds=args.seconds)
+            asyncio.run(
+                run_clients(server.url, server.key, clients=args.clients, spans=args.spans, seconds=2)
             )
+            cpu_before = cpu_seconds(server.pid)
+            traces, errors, elapsed = asyncio.run(
+                run_clients(
+                    server.url, server.key, clients=args.clients, spans=args.spans, seconds=args.seconds
+                )
+            )
+            server_cpu = cpu_seconds(server.pid) - cpu_before
             busy_rss = rss_mb(server.pid)
     backend = url.split(":", 1)[0]
-    print(f"backend={backend} clients={args.clients} spans/trace={args.spans} indexer={'on' if args.indexer else 'off'}")
+    indexer = "on" if args.indexer else "off"
+    print(f"backend={backend} clients={args.clients} spans/trace={args.spans} indexer={indexer}")
     print(f"traces={traces} errors={errors} seconds={elapsed:.1f}")
     print(f"ingest: {traces * args.spans / elapsed:,.0f} spans/s ({traces / elapsed:,.1f} traces/s)")
-    print(f"server RSS: idle {idle_rss:.0f} MB, after load {busy_rss:.0f} MB")
+    print(f"server: {server_cpu / elapsed:.0%} of one core")
+    print(f"server RSS: idle {idle_rss:.0f} MB, loaded {busy_rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from _server import percentile, serve
-from ingest import make_trace
 from sqlalchemy import insert
 
+from _server import percentile, serve
+from ingest import make_trace
 from retrace_server.db.engine import make_engine
 from retrace_server.traces.models import Trace
 
@@ -76,13 +76,20 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/read.db"
-        with serve(url, env={"RETRACE_EMBEDDER": "none", "RETRACE_INDEXER_ENABLED": "false"}, user="reader") as srv:
+        with serve(
+            url, env={"RETRACE_EMBEDDER": "none", "RETRACE_INDEXER_ENABLED": "false"}, user="reader"
+        ) as srv:
             client = httpx.Client(base_url=srv.url, headers={"x-retrace-key": srv.key}, timeout=60)
             # A 1,000-span trace, posted in batches of 100 through the API.
             body, trace_id = make_trace(100)
             big_id = str(uuid.uuid4())
             first = body.replace(trace_id, big_id.encode())
-            assert client.post("/api/v1/traces", content=first, headers={"content-type": "application/json"}).status_code == 201
+            assert (
+                client.post(
+                    "/api/v1/traces", content=first, headers={"content-type": "application/json"}
+                ).status_code
+                == 201
+            )
             for _ in range(9):
                 more, other = make_trace(100)
                 batch = b'{"spans":' + more.split(b'"spans":', 1)[1]
@@ -94,7 +101,8 @@ def main() -> None:
                 assert r.status_code == 200, r.text
             assert client.get(f"/api/v1/traces/{big_id}").json()["span_count"] == 1000
             one = timed(client, f"/api/v1/traces/{big_id}", {}, args.requests)
-            print(f"GET /api/v1/traces/{{id}} (1,000 spans): p50 {percentile(one, 50):.1f} ms, p99 {percentile(one, 99):.1f} ms")
+            p50, p99 = percentile(one, 50), percentile(one, 99)
+            print(f"GET /api/v1/traces/{{id}} (1,000 spans): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
             asyncio.run(bulk_traces(url, "reader", args.traces))
             total = client.get("/api/v1/traces", params={"limit": 1}).json()["total"]

@@ -20,7 +20,7 @@ import time
 
 import httpx
 
-from _server import percentile, rss_mb, serve
+from _server import cpu_seconds, percentile, rss_mb, serve
 
 ACK_WAIT_S = 120.0
 
@@ -127,12 +127,6 @@ def main() -> None:
     )
     share = server_cpu / elapsed
     print(f"server: {server_cpu:.1f} CPU seconds ({share:.0%} of one core), RSS {busy_rss:.0f} MB")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stored_spans(url: str, key: str) -> int:

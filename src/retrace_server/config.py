@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     replay_wait_s: float = Field(30.0, description="How long a replay request waits before answering 202.")
     model_prices: str | None = Field(
         None,
-        description='JSON overriding the price table: {"model": {"input": x, "output": y, "cached_input": z}}',
+        description='JSON price overrides: {"model": {"input": x, "output": y, "cached_input": z}}',
     )
 
     # Live stream (/ws/v1/stream)

@@ -229,9 +229,19 @@ def test_totals_follow_creates_status_changes_and_deletes(bob: ApiUser) -> None:
     patched = bob.client.patch(f"/api/v1/traces/{ids[1]}", json={"status": "failed"})
     assert patched.status_code == 200 and patched.json()["status"] == "failed", patched.text
     bob.client.delete(f"/api/v1/traces/{ids[0]}")
-    assert (total(), total(status="running"), total(status="completed"), total(status="failed")) == (6, 2, 3, 1)
+    assert (total(), total(status="running"), total(status="completed"), total(status="failed")) == (
+        6,
+        2,
+        3,
+        1,
+    )
 
     newest_first = list(reversed(ids[1:]))
-    pages = [bob.client.get("/api/v1/traces", params={"limit": 2, "offset": o}).json()["data"] for o in (0, 2, 4, 6)]
+    pages = [
+        bob.client.get("/api/v1/traces", params={"limit": 2, "offset": o}).json()["data"]
+        for o in (0, 2, 4, 6)
+    ]
     assert [t["id"] for page in pages for t in page] == newest_first
-    assert bob.client.get("/api/v1/traces", params={"limit": 4, "offset": 5}).json()["data"][0]["id"] == ids[1]
+    assert (
+        bob.client.get("/api/v1/traces", params={"limit": 4, "offset": 5}).json()["data"][0]["id"] == ids[1]
+    )

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from retrace_server.config import Settings
+from retrace_server.db.sqlite_writer import SqliteWriter
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """How JSON columns are written (SQLAlchemy's JSON type stores None as JSON null)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -22,7 +25,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
-            json_serializer=_json_dumps,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
             connect_args={"timeout": 30, "isolation_level": None},
             pool_size=pool_size,
@@ -31,7 +34,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -39,16 +42,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+T = TypeVar("T")
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA cache_size=-65536")
-        cursor.execute("PRAGMA temp_store=MEMORY")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     # The driver runs in autocommit mode so that we choose how transactions begin: writers take
@@ -75,6 +85,7 @@ class Database:
         # One SQLite file has one writer at a time; queueing writers here keeps them off the
         # busy-wait inside the driver.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._direct_writer: SqliteWriter | None = None
 
     @property
     def dialect(self) -> str:
@@ -95,5 +106,14 @@ class Database:
         async with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
+    async def write_sqlite_direct(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `work` in a SQLite transaction on the writer thread (see `SqliteWriter`)."""
+        if self._direct_writer is None:
+            self._direct_writer = SqliteWriter(str(self.engine.url.database), SQLITE_PRAGMAS)
+        result: T = await self._direct_writer.run(work)
+        return result
+
     async def dispose(self) -> None:
+        if self._direct_writer is not None:
+            await asyncio.to_thread(self._direct_writer.close)
         await self.engine.dispose()

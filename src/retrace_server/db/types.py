@@ -21,6 +21,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def sqlite_timestamp(value: datetime) -> str:
+    """How SQLite stores a timestamp: fixed-width ISO 8601 UTC text, so text order is time order."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:26] + "Z"
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes: timestamptz on PostgreSQL, sortable ISO text on SQLite."""
 
@@ -35,11 +41,9 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if dialect.name == "sqlite":
-            # Fixed width, so that text order is time order.
-            return value.isoformat(timespec="microseconds")[:26] + "Z"
-        return value
+            return sqlite_timestamp(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

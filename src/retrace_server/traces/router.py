@@ -65,7 +65,7 @@ async def list_traces(
 
 
 @router.get("/{trace_id}", summary="Get a trace with all its spans", responses={**ERRORS, **NOT_FOUND})
-async def get_trace(trace_id: str, user: UserDep, db: DbDep) -> JsonResponse:
+async def get_trace(trace_id: str, user: UserDep, db: DbDep) -> Response:
     body = await service.get_json(db, user_id=user.id, trace_id=trace_id)
     return Response(body, media_type="application/json")
 
