@@ -245,3 +245,20 @@ def test_totals_follow_creates_status_changes_and_deletes(bob: ApiUser) -> None:
     assert (
         bob.client.get("/api/v1/traces", params={"limit": 4, "offset": 5}).json()["data"][0]["id"] == ids[1]
     )
+
+
+def test_concurrent_creates_with_a_duplicate_fail_only_the_duplicate(alice: ApiUser) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    traces = [_trace(spans=[_span(i)]) for i in range(12)]
+    traces.append({**traces[3], "spans": [_span(59)]})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda t: alice.client.post("/api/v1/traces", json=t).status_code, traces))
+    assert sorted(statuses) == [201] * 12 + [409]
+    for trace in traces[:12]:
+        stored = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
+        assert stored["span_count"] == 1
+    assert alice.client.get(f"/api/v1/traces/{traces[3]['id']}").json()["spans"][0]["id"] in {
+        traces[3]["spans"][0]["id"],
+        traces[12]["spans"][0]["id"],
+    }
