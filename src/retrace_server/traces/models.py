@@ -17,6 +17,7 @@ class Trace(Base):
         Index("ix_traces_user_started", "user_id", "started_at", "id"),
         Index("ix_traces_user_status_started", "user_id", "status", "started_at", "id"),
         Index("ix_traces_user_session_started", "user_id", "session_id", "started_at", "id"),
+        Index("ix_traces_user_name_started", "user_id", "name", "started_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -80,3 +81,12 @@ class TraceCount(Base):
     user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class TraceName(Base):
+    """Each distinct trace name a user has used, kept by database triggers on `traces`."""
+
+    __tablename__ = "trace_names"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)

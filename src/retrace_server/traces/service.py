@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, Select, Table, Text, delete, func, insert, literal_column, select, text, update
+from sqlalchemy import JSON, Select, Table, Text, delete, func, insert, select, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,7 @@ from retrace_server.db.types import UtcDateTime, sqlite_timestamp, utcnow
 from retrace_server.errors import ApiError, not_found
 from retrace_server.jsonutil import dumps
 from retrace_server.pagination import Page
-from retrace_server.traces.models import Span, Trace, TraceCount
+from retrace_server.traces.models import Span, Trace, TraceCount, TraceName
 from retrace_server.traces.schemas import SpanIn, TraceCreate, TraceFilters, TraceUpdate
 
 TraceStoredHook = Callable[[AsyncSession, str], Awaitable[None]]
@@ -67,7 +67,6 @@ SPAN_COLUMNS = (
     Span.ended_at,
     Span.error,
 )
-_TRIGRAM = 3
 _SPAN_UPDATABLE = [c.key for c in Span.__table__.columns if c.key not in ("pk", "id", "trace_id", "user_id")]
 
 
@@ -410,26 +409,23 @@ async def _trace_dict(session: AsyncSession, trace_id: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _name_filter(query: Select[Any], name: str, dialect: str) -> Select[Any]:
+def _name_filter(query: Select[Any], *, user_id: str, name: str) -> Select[Any]:
     escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    if dialect == "sqlite" and len(name) >= _TRIGRAM:
-        # The trigram index answers the LIKE; the outer query keeps the exact semantics.
-        matching = text(
-            "SELECT rowid FROM traces_name_fts WHERE name LIKE :name_pattern ESCAPE '\\'"
-        ).bindparams(name_pattern=pattern)
-        query = query.where(literal_column("traces.rowid").in_(matching))
-    return query.where(Trace.name.ilike(pattern, escape="\\"))
+    # Runs repeat a handful of names: match the distinct names, then read traces by index.
+    matching = select(TraceName.name).where(
+        TraceName.user_id == user_id, TraceName.name.ilike(f"%{escaped}%", escape="\\")
+    )
+    return query.where(Trace.name.in_(matching))
 
 
-def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters, dialect: str) -> Select[Any]:
+def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters) -> Select[Any]:
     query = query.where(Trace.user_id == user_id)
     if filters.status is not None:
         query = query.where(Trace.status == filters.status)
     if filters.session_id is not None:
         query = query.where(Trace.session_id == filters.session_id)
     if filters.name:
-        query = _name_filter(query, filters.name, dialect)
+        query = _name_filter(query, user_id=user_id, name=filters.name)
     if filters.since is not None:
         query = query.where(Trace.started_at >= filters.since)
     if filters.until is not None:
@@ -437,15 +433,13 @@ def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters, dialec
     return query
 
 
-async def _count(session: AsyncSession, *, user_id: str, filters: TraceFilters, dialect: str) -> int:
+async def _count(session: AsyncSession, *, user_id: str, filters: TraceFilters) -> int:
     if filters.model_dump(exclude_none=True, exclude={"status"}) == {}:
         counted = select(func.coalesce(func.sum(TraceCount.count), 0)).where(TraceCount.user_id == user_id)
         if filters.status is not None:
             counted = counted.where(TraceCount.status == filters.status)
         return int((await session.execute(counted)).scalar_one())
-    query = _filtered(
-        select(func.count()).select_from(Trace), user_id=user_id, filters=filters, dialect=dialect
-    )
+    query = _filtered(select(func.count()).select_from(Trace), user_id=user_id, filters=filters)
     return int((await session.execute(query)).scalar_one())
 
 
@@ -454,10 +448,10 @@ async def list_traces(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of traces, newest first, and how many match."""
     async with db.read() as session:
-        total = await _count(session, user_id=user_id, filters=filters, dialect=db.dialect)
+        total = await _count(session, user_id=user_id, filters=filters)
         if page.offset >= total:
             return [], total
-        ids = _filtered(select(Trace.id), user_id=user_id, filters=filters, dialect=db.dialect)
+        ids = _filtered(select(Trace.id), user_id=user_id, filters=filters)
         newest_first = (Trace.started_at.desc(), Trace.id.desc())
         if page.offset > total // 2:
             # Deep pages are read from the other end of the index, then put back in order.

@@ -70,8 +70,14 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), primary_key=True),
         sa.Column("count", sa.Integer(), nullable=False),
     )
-    _create_name_search()
+    op.create_table(
+        "trace_names",
+        sa.Column("user_id", sa.String(128), primary_key=True),
+        sa.Column("name", sa.String(512), primary_key=True),
+    )
+    op.create_index("ix_traces_user_name_started", "traces", ["user_id", "name", "started_at", "id"])
     _create_trace_counters()
+    _create_trace_names()
     op.create_table(
         "spans",
         sa.Column("pk", BigIntPk, primary_key=True, autoincrement=True),
@@ -99,22 +105,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_spans_trace_started", "spans", ["trace_id", "started_at"])
     op.create_index("ix_spans_user_started", "spans", ["user_id", "started_at"])
-
-
-def _create_name_search() -> None:
-    """Substring search on trace names without scanning every trace: trigrams."""
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite":
-        for statement in SQLITE_NAME_SEARCH:
-            op.execute(statement)
-        return
-    # pg_trgm is a trusted extension, but a server may still refuse it: then names are scanned.
-    with bind.begin_nested():
-        try:
-            op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        except sa.exc.DBAPIError:
-            return
-    op.execute("CREATE INDEX ix_traces_name_trgm ON traces USING gin (name gin_trgm_ops)")
 
 
 def _create_trace_counters() -> None:
@@ -159,37 +149,50 @@ POSTGRES_TRACE_COUNTERS = [
 ]
 
 
-# External-content FTS5 over traces.name, keyed by the table's rowid.
-SQLITE_NAME_SEARCH = [
-    "CREATE VIRTUAL TABLE traces_name_fts USING fts5(name, content='traces', content_rowid='rowid', "
-    "tokenize='trigram')",
-    """CREATE TRIGGER traces_name_insert AFTER INSERT ON traces WHEN new.name IS NOT NULL BEGIN
-        INSERT INTO traces_name_fts (rowid, name) VALUES (new.rowid, new.name);
+_NAME_SEEN = (
+    "INSERT INTO trace_names (user_id, name) VALUES ({row}.user_id, {row}.name) "
+    "ON CONFLICT (user_id, name) DO NOTHING"
+)
+SQLITE_TRACE_NAMES = [
+    f"""CREATE TRIGGER traces_name_insert AFTER INSERT ON traces WHEN new.name IS NOT NULL BEGIN
+        {_NAME_SEEN.format(row="new")};
     END""",
-    """CREATE TRIGGER traces_name_delete AFTER DELETE ON traces WHEN old.name IS NOT NULL BEGIN
-        INSERT INTO traces_name_fts (traces_name_fts, rowid, name) VALUES ('delete', old.rowid, old.name);
-    END""",
-    """CREATE TRIGGER traces_name_update AFTER UPDATE OF name ON traces BEGIN
-        INSERT INTO traces_name_fts (traces_name_fts, rowid, name)
-            SELECT 'delete', old.rowid, old.name WHERE old.name IS NOT NULL;
-        INSERT INTO traces_name_fts (rowid, name) SELECT new.rowid, new.name WHERE new.name IS NOT NULL;
+    f"""CREATE TRIGGER traces_name_update AFTER UPDATE OF name ON traces WHEN new.name IS NOT NULL BEGIN
+        {_NAME_SEEN.format(row="new")};
     END""",
 ]
+POSTGRES_TRACE_NAMES = [
+    f"""CREATE FUNCTION retrace_note_trace_name() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.name IS NOT NULL THEN {_NAME_SEEN.format(row="NEW")}; END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER traces_name_insert AFTER INSERT OR UPDATE OF name ON traces FOR EACH ROW "
+    "EXECUTE FUNCTION retrace_note_trace_name()",
+]
+
+
+def _create_trace_names() -> None:
+    """Distinct trace names per user: a name filter scans these, then reads matching traces by index."""
+    statements = SQLITE_TRACE_NAMES if op.get_bind().dialect.name == "sqlite" else POSTGRES_TRACE_NAMES
+    for statement in statements:
+        op.execute(statement)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
-        for trigger in ("traces_name_insert", "traces_name_delete", "traces_name_update"):
+        for trigger in ("traces_name_insert", "traces_name_update"):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-        op.execute("DROP TABLE IF EXISTS traces_name_fts")
         for trigger in ("traces_count_insert", "traces_count_delete", "traces_count_update"):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     else:
-        op.execute("DROP INDEX IF EXISTS ix_traces_name_trgm")
+        op.execute("DROP TRIGGER IF EXISTS traces_name_insert ON traces")
+        op.execute("DROP FUNCTION IF EXISTS retrace_note_trace_name()")
         op.execute("DROP TRIGGER IF EXISTS traces_count_insert_delete ON traces")
         op.execute("DROP TRIGGER IF EXISTS traces_count_update ON traces")
         op.execute("DROP FUNCTION IF EXISTS retrace_count_traces()")
+    op.drop_table("trace_names")
     op.drop_table("trace_counts")
     op.drop_table("spans")
     op.drop_table("traces")
