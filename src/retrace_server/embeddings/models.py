@@ -43,7 +43,7 @@ class SpanVector(Base):
     __table_args__ = (Index("ix_span_vectors_user_id", "user_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
-    span_pk: Mapped[int] = mapped_column(ForeignKey("spans.pk", ondelete="CASCADE"), unique=True)
+    span_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("spans.pk", ondelete="CASCADE"), unique=True)
     user_id: Mapped[str] = mapped_column(String(128))
     trace_id: Mapped[str] = mapped_column(String(128))
     span_type: Mapped[str] = mapped_column(String(32))
