@@ -262,3 +262,25 @@ def test_concurrent_creates_with_a_duplicate_fail_only_the_duplicate(alice: ApiU
         traces[3]["spans"][0]["id"],
         traces[12]["spans"][0]["id"],
     }
+
+
+def test_get_renders_every_span_field(alice: ApiUser) -> None:
+    span = _span(
+        3,
+        parent_id="root-span",
+        metadata={"provider": "openai", "nested": {"quote": 'say "hi"\n'}},
+        agent_id="planner",
+        parent_agent_id="orchestrator",
+        agent_role="planner",
+        error="Timeout: tool took 30s",
+        duration_ms=1234,
+    )
+    trace = _trace(spans=[span])
+    alice.client.post("/api/v1/traces", json=trace)
+    stored = alice.client.get(f"/api/v1/traces/{trace['id']}").json()["spans"][0]
+    assert stored == {
+        **{k: v for k, v in span.items() if k not in ("started_at", "ended_at")},
+        "trace_id": trace["id"],
+        "started_at": "2026-11-28T10:00:03.000000Z",
+        "ended_at": "2026-11-28T10:00:03.500000Z",
+    }

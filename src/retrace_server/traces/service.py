@@ -10,11 +10,11 @@ from functools import partial
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, Select, Table, Text, delete, func, insert, select, update
-from sqlalchemy import cast as cast_
+from sqlalchemy import JSON, Select, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
 from retrace_server.db.engine import Database, json_text
 from retrace_server.db.types import UtcDateTime, sqlite_timestamp, utcnow
@@ -471,64 +471,55 @@ async def list_traces(
 
 async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
     """The trace with all its spans in start order."""
-    return await _read_trace(db, user_id=user_id, trace_id=trace_id, raw=False)
-
-
-async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
-    """`get`, rendered for the API without decoding and re-encoding the stored JSON payloads."""
-    trace = await _read_trace(db, user_id=user_id, trace_id=trace_id, raw=True)
-    if db.dialect == "sqlite":
-        # Stored timestamps are already ISO 8601 with `Z`.
-        for item in (trace, *trace["spans"]):
-            for key in _TIMESTAMP_KEYS:
-                if item.get(key) is not None:
-                    item[key] = orjson.Fragment(b'"' + item[key].encode() + b'"')
-    return dumps(trace)
-
-
-async def _read_trace(db: Database, *, user_id: str, trace_id: str, raw: bool) -> dict[str, Any]:
-    trace_columns = _raw_columns(TRACE_COLUMNS, dialect=db.dialect) if raw else TRACE_COLUMNS
-    span_columns = _raw_columns(SPAN_COLUMNS, dialect=db.dialect) if raw else SPAN_COLUMNS
-
-    def as_dict(row: Any) -> dict[str, Any]:
-        return _as_fragments(row, _JSON_KEYS) if raw else dict(row._mapping)
-
     async with db.read() as session:
-        owned = select(*trace_columns).where(Trace.id == trace_id, Trace.user_id == user_id)
-        row = (await session.execute(owned)).first()
-        if row is None:
-            raise not_found("Trace")
+        trace = await _owned_trace(session, user_id=user_id, trace_id=trace_id)
         spans = await session.execute(
-            select(*span_columns).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
+            select(*SPAN_COLUMNS).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
         )
-        trace = as_dict(row)
-        trace["spans"] = [as_dict(span) for span in spans]
+        trace["spans"] = [dict(span._mapping) for span in spans]
         return trace
 
 
-def _raw_columns(columns: Sequence[Any], *, dialect: str) -> list[Any]:
-    """The same columns, with JSON (and on SQLite, timestamps) read as stored text, unparsed."""
-    raw = []
-    for column in columns:
-        kind = getattr(column, "type", None)
-        if isinstance(kind, JSON) or (dialect == "sqlite" and isinstance(kind, UtcDateTime)):
-            raw.append(cast_(column, Text).label(column.key))
+async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
+    """`get`, rendered for the API; the database renders each span's JSON, so no span is decoded."""
+    async with db.read() as session:
+        trace = await _owned_trace(session, user_id=user_id, trace_id=trace_id)
+        connection = await session.connection()
+        rendered = await connection.execute(_SPANS_AS_JSON[db.dialect], {"trace_id": trace_id})
+        spans = ",".join(rendered.scalars()).encode()
+    trace["spans"] = orjson.Fragment(b"[" + spans + b"]")
+    return dumps(trace)
+
+
+async def _owned_trace(session: AsyncSession, *, user_id: str, trace_id: str) -> dict[str, Any]:
+    owned = select(*TRACE_COLUMNS).where(Trace.id == trace_id, Trace.user_id == user_id)
+    row = (await session.execute(owned)).first()
+    if row is None:
+        raise not_found("Trace")
+    return dict(row._mapping)
+
+
+def _spans_as_json(dialect: str) -> TextClause:
+    """One JSON object per span, in start order, with the API's keys and ISO `Z` timestamps."""
+    pairs = []
+    for column in SPAN_COLUMNS:
+        name = Span.__table__.c[column.key].name
+        if isinstance(column.type, JSON):
+            value = f"json({name})" if dialect == "sqlite" else name
+        elif isinstance(column.type, UtcDateTime) and dialect != "sqlite":
+            value = f"""to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
         else:
-            raw.append(column)
-    return raw
+            value = name
+        pairs.append(f"'{column.key}', {value}")
+    build = "json_object" if dialect == "sqlite" else "json_build_object"
+    cast_text = "" if dialect == "sqlite" else "::text"
+    return text(
+        f"SELECT {build}({', '.join(pairs)}){cast_text} FROM spans "
+        "WHERE trace_id = :trace_id ORDER BY started_at, pk"
+    )
 
 
-def _as_fragments(row: Any, json_keys: frozenset[str]) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for key in json_keys:
-        value = out.get(key)
-        if value is not None:
-            out[key] = orjson.Fragment(value)
-    return out
-
-
-_JSON_KEYS = frozenset({"input", "output", "metadata"})
-_TIMESTAMP_KEYS = ("started_at", "ended_at", "created_at", "updated_at")
+_SPANS_AS_JSON = {dialect: _spans_as_json(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 async def delete_trace(db: Database, *, user_id: str, trace_id: str) -> None:
