@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from retrace_server.config import Settings
-from retrace_server.providers.anthropic_provider import AnthropicProvider
 from retrace_server.providers.base import ChatProvider, ProviderConfigError
-from retrace_server.providers.openai_provider import OpenAIProvider
 
 # Providers that speak the OpenAI Chat Completions protocol, reached through RETRACE_OPENAI_BASE_URL.
 OPENAI_COMPATIBLE = frozenset(
@@ -70,7 +68,10 @@ class ProviderPool:
             return client
         self.check(name)
         s = self._settings
+        # The provider SDKs are imported on first use: together they weigh ~100 MB per process.
         if name == "openai":
+            from retrace_server.providers.openai_provider import OpenAIProvider
+
             assert s.openai_api_key
             client = OpenAIProvider(
                 api_key=s.openai_api_key,
@@ -79,6 +80,8 @@ class ProviderPool:
                 max_retries=PROVIDER_MAX_RETRIES,
             )
         else:
+            from retrace_server.providers.anthropic_provider import AnthropicProvider
+
             assert s.anthropic_api_key
             client = AnthropicProvider(
                 api_key=s.anthropic_api_key,
