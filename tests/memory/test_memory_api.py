@@ -33,7 +33,9 @@ def test_store_get_list_delete(erin: ApiUser) -> None:
         source_trace_id="trace-1",
         source_span_id="span-7",
     )
-    assert stored["scope"] == "project:travel" and stored["category"] == "fact" and stored["key"] == "user-name"
+    assert (
+        stored["scope"] == "project:travel" and stored["category"] == "fact" and stored["key"] == "user-name"
+    )
     assert stored["metadata"] == {"origin": "chat"} and stored["confidence"] == 0.9
     assert stored["source_trace_id"] == "trace-1" and stored["source_span_id"] == "span-7"
     assert stored["created_at"].endswith("Z")
@@ -106,7 +108,9 @@ def test_search_right_after_write_finds_it(erin: ApiUser) -> None:
 
 def test_semantic_ranking_scores_and_filters(erin: ApiUser) -> None:
     pet = remember(erin, "The user owns a golden retriever named Max", scope="project:home", category="fact")
-    food = remember(erin, "The user is vegetarian and avoids fish", scope="project:home", category="preference")
+    food = remember(
+        erin, "The user is vegetarian and avoids fish", scope="project:home", category="preference"
+    )
     remember(erin, "Quarterly reports are due on the fifth", scope="project:work", category="fact")
     hits = recall(erin, "what kind of dog do they have")
     assert hits[0]["id"] == pet["id"]
@@ -149,7 +153,11 @@ def test_invalid_bodies(erin: ApiUser, path: str, body: dict[str, Any], fragment
 
 
 def test_requires_authentication(erin: ApiUser) -> None:
-    for method, path in [("GET", "/api/v1/memory"), ("POST", "/api/v1/memory/search"), ("GET", "/api/v1/memory/x")]:
+    for method, path in [
+        ("GET", "/api/v1/memory"),
+        ("POST", "/api/v1/memory/search"),
+        ("GET", "/api/v1/memory/x"),
+    ]:
         response = erin.client.request(method, path, headers={"x-retrace-key": ""}, json={"query": "x"})
         assert response.status_code == 401
         assert "error" in response.json()
