@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import update
 
@@ -71,8 +71,15 @@ class ReplayJob:
     flushed_at: float = field(default_factory=time.monotonic)
 
 
-async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ReplayJob:
-    """Claims a new execution of the fork and writes its result trace with the recorded steps."""
+class ForkStart(NamedTuple):
+    fork: dict[str, Any]
+    original: dict[str, Any]  # the forked trace, with its spans
+    fork_index: int
+    execution: service.Execution
+
+
+async def start_execution(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ForkStart:
+    """Finds the fork point in the forked trace (409 when it is gone), then claims a new execution."""
     fork = await service.get(db, user_id=user_id, fork_id=fork_id)
     original = await traces_service.get(db, user_id=user_id, trace_id=fork["trace_id"])
     spans: list[dict[str, Any]] = original["spans"]
@@ -80,6 +87,15 @@ async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = 
     if fork_index is None:
         raise ApiError(409, f"The fork point span {fork['fork_point_span_id']!r} is no longer in the trace")
     execution = await service.begin_execution(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
+    return ForkStart(fork=fork, original=original, fork_index=fork_index, execution=execution)
+
+
+async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ReplayJob:
+    """Claims a new execution of the fork and writes its result trace with the recorded steps."""
+    _, original, fork_index, execution = await start_execution(
+        db, user_id=user_id, fork_id=fork_id, overrides=overrides
+    )
+    spans: list[dict[str, Any]] = original["spans"]
     started_at = utcnow()
     id_map = {s["id"]: str(uuid.uuid4()) for s in spans}
     recorded = [copy_span(s, id_map, mode=RECORDED) for s in spans[:fork_index]]

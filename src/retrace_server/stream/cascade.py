@@ -27,7 +27,7 @@ from retrace_server.db.types import utcnow
 from retrace_server.errors import ApiError, not_found
 from retrace_server.forks import service as forks
 from retrace_server.forks.models import Fork
-from retrace_server.forks.replay import RECORDED, copy_span
+from retrace_server.forks.replay import RECORDED, copy_span, start_execution
 from retrace_server.forks.schemas import Modifications
 from retrace_server.stream.agents import agent_registry
 from retrace_server.traces import service as traces
@@ -63,14 +63,10 @@ async def replay_through_agent(
                 'or replay it on the server with {"mode": "server"}',
             )
         return None
-    fork = await forks.get(db, user_id=user_id, fork_id=fork_id)
-    original = await traces.get(db, user_id=user_id, trace_id=fork["trace_id"])
-    spans: list[dict[str, Any]] = original["spans"]
-    fork_index = next((i for i, s in enumerate(spans) if s["id"] == fork["fork_point_span_id"]), None)
-    if fork_index is None:
-        raise ApiError(409, f"The fork point span {fork['fork_point_span_id']!r} is no longer in the trace")
-    execution = await forks.begin_execution(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
-    suppressed = [s for s in spans[:fork_index] if numbered_by_sdk(s)]
+    fork, original, fork_index, execution = await start_execution(
+        db, user_id=user_id, fork_id=fork_id, overrides=overrides
+    )
+    suppressed = [s for s in original["spans"][:fork_index] if numbered_by_sdk(s)]
     await registry.send(agent_id, resume_frame(original, fork, execution, suppressed))
     finished = await _wait_for_execution(
         db, fork_id=fork_id, execution_id=execution.execution_id, timeout=app.state.settings.replay_wait_s
