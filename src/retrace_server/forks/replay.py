@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
@@ -304,20 +305,10 @@ def _now_times() -> dict[str, Any]:
 async def _flush(db: Database, job: ReplayJob) -> None:
     """Writes the steps done so far, so a running replay shows its progress."""
     now = utcnow()
-    rows = traces_service.span_rows(
-        job.pending, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
-    )
-    job.pending.clear()
+    rows = _take_pending_rows(job, now=now)
     async with db.write() as session:
         await traces_service.upsert_spans(session, rows)
-        await traces_service.refresh_totals(
-            session,
-            trace_id=job.result_trace_id,
-            started_at=job.started_at,
-            ended_at=None,
-            last_activity_at=now,
-            client_totals={},
-        )
+        await _refresh_totals(session, job, ended_at=None, now=now)
         await service.heartbeat(session, [job.execution.fork_id])
     job.flushed_at = time.monotonic()
 
@@ -332,10 +323,7 @@ async def _finish(
     failed_step: dict[str, Any] | None = None,
 ) -> None:
     now = utcnow()
-    rows = traces_service.span_rows(
-        job.pending, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
-    )
-    job.pending.clear()
+    rows = _take_pending_rows(job, now=now)
     async with db.write() as session:
         await traces_service.upsert_spans(session, rows)
         await session.execute(
@@ -343,14 +331,7 @@ async def _finish(
             .where(Trace.id == job.result_trace_id)
             .values(status=status, output=output, error=error, ended_at=now)
         )
-        await traces_service.refresh_totals(
-            session,
-            trace_id=job.result_trace_id,
-            started_at=job.started_at,
-            ended_at=now,
-            last_activity_at=now,
-            client_totals={},
-        )
+        await _refresh_totals(session, job, ended_at=now, now=now)
         await service.finish_execution(
             session,
             fork_id=job.execution.fork_id,
@@ -359,3 +340,25 @@ async def _finish(
             error=error,
             failed_step=failed_step,
         )
+
+
+def _take_pending_rows(job: ReplayJob, *, now: datetime) -> list[dict[str, Any]]:
+    """The rows of the steps not written yet; they count as written from here on."""
+    rows = traces_service.span_rows(
+        job.pending, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
+    )
+    job.pending.clear()
+    return rows
+
+
+async def _refresh_totals(
+    session: AsyncSession, job: ReplayJob, *, ended_at: datetime | None, now: datetime
+) -> None:
+    await traces_service.refresh_totals(
+        session,
+        trace_id=job.result_trace_id,
+        started_at=job.started_at,
+        ended_at=ended_at,
+        last_activity_at=now,
+        client_totals={},
+    )
