@@ -409,6 +409,10 @@ async def _trace_dict(session: AsyncSession, trace_id: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+# Up to this many skipped traces, one query reads the page; beyond, ids come first.
+_SKIP_WITH_ROWS = 1000
+
+
 def _name_filter(query: Select[Any], *, user_id: str, name: str) -> Select[Any]:
     escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     # Runs repeat a handful of names: match the distinct names, then read traces by index.
@@ -451,22 +455,28 @@ async def list_traces(
         total = await _count(session, user_id=user_id, filters=filters)
         if page.offset >= total:
             return [], total
-        ids = _filtered(select(Trace.id), user_id=user_id, filters=filters)
-        newest_first = (Trace.started_at.desc(), Trace.id.desc())
-        if page.offset > total // 2:
+        from_far_end = page.offset > total // 2
+        order: tuple[Any, ...]
+        if from_far_end:
             # Deep pages are read from the other end of the index, then put back in order.
-            shown = min(page.limit, total - page.offset)
-            from_oldest = total - page.offset - shown
-            ids = ids.order_by(Trace.started_at, Trace.id).limit(shown).offset(from_oldest)
-            page_ids = list(reversed((await session.execute(ids)).scalars().all()))
+            limit = min(page.limit, total - page.offset)
+            skip = total - page.offset - limit
+            order = (Trace.started_at, Trace.id)
         else:
-            ids = ids.order_by(*newest_first).limit(page.limit).offset(page.offset)
-            page_ids = list((await session.execute(ids)).scalars().all())
-        if not page_ids:
-            return [], total
-        rows = await session.execute(select(*TRACE_COLUMNS).where(Trace.id.in_(page_ids)))
-        by_id = {row.id: dict(row._mapping) for row in rows}
-        return [by_id[trace_id] for trace_id in page_ids if trace_id in by_id], total
+            limit, skip = page.limit, page.offset
+            order = (Trace.started_at.desc(), Trace.id.desc())
+        if skip <= _SKIP_WITH_ROWS:
+            query = _filtered(select(*TRACE_COLUMNS), user_id=user_id, filters=filters)
+            rows = await session.execute(query.order_by(*order).limit(limit).offset(skip))
+            traces = [dict(row._mapping) for row in rows]
+        else:
+            # Skip through the covering index alone, then read only the rows shown.
+            ids = _filtered(select(Trace.id), user_id=user_id, filters=filters)
+            page_ids = (await session.execute(ids.order_by(*order).limit(limit).offset(skip))).scalars().all()
+            rows = await session.execute(select(*TRACE_COLUMNS).where(Trace.id.in_(page_ids)))
+            by_id = {row.id: dict(row._mapping) for row in rows}
+            traces = [by_id[trace_id] for trace_id in page_ids if trace_id in by_id]
+        return (traces[::-1] if from_far_end else traces), total
 
 
 async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
