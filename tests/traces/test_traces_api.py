@@ -284,3 +284,22 @@ def test_get_renders_every_span_field(alice: ApiUser) -> None:
         "started_at": "2026-11-28T10:00:03.000000Z",
         "ended_at": "2026-11-28T10:00:03.500000Z",
     }
+
+
+def test_pages_far_into_a_long_list(make_user: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime, timedelta
+
+    user = make_user()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    stamps = [(start + timedelta(minutes=i)).isoformat() for i in range(2100)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(
+            pool.map(lambda at: user.client.post("/api/v1/traces", json=_trace(started_at=at)).json(), stamps)
+        )
+    newest_first = [t["id"] for t in sorted(created, key=lambda t: t["started_at"], reverse=True)]
+    # Far enough from both ends that the page is found through the index before its rows are read.
+    for offset in (1020, 1060):
+        page = user.client.get("/api/v1/traces", params={"limit": 30, "offset": offset}).json()
+        assert page["total"] == 2100
+        assert [t["id"] for t in page["data"]] == newest_first[offset : offset + 30]
