@@ -6,14 +6,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_for_health
 
 CLI = [sys.executable, "-m", "retrace_server"]
 
@@ -49,19 +48,9 @@ def _serve(database_url: str) -> Iterator[ServeProcess]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    served = ServeProcess(url=url)
+    served = ServeProcess(url=f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else "serve exited"
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_for_health(served.url, proc)
         yield served
     finally:
         proc.terminate()

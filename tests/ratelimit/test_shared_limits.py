@@ -6,7 +6,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_URL
-from tests.support.server import RunningServer, create_user, free_port
+from tests.support.server import RunningServer, create_user, free_port, wait_for_health
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="RETRACE_TEST_REDIS_URL is not set")
 
@@ -41,18 +40,7 @@ def server_process(database_url: str, redis_url: str, workdir: Path) -> Iterator
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited: {process.stderr.read().decode() if process.stderr else ''}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("server process did not start")
-            time.sleep(0.1)
+        wait_for_health(url, process)
         yield url
     finally:
         process.terminate()

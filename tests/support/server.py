@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -27,6 +28,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_health(url: str, process: subprocess.Popen[Any], *, timeout: float = 60.0) -> None:
+    """Waits until a started `serve` process answers `{url}/health`; fails with its output if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        if process.poll() is not None:
+            pipe = process.stdout or process.stderr
+            output = pipe.read() if pipe else ""
+            raise AssertionError(f"serve exited: {output.decode() if isinstance(output, bytes) else output}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"serve did not answer {url}/health within {timeout:g}s")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
