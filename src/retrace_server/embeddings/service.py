@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from retrace_server.memory.models import MemoryVector
 
 # Vectors of this size (all-MiniLM-L6-v2) have an HNSW index when pgvector is installed.
 HNSW_DIM = 384
+# Query vectors kept per process, by exact text: agents and dashboards repeat their queries.
+QUERY_CACHE_SIZE = 1024
 
 
 @dataclass
@@ -70,6 +73,7 @@ class EmbeddingService:
             attr_columns={"scope": MemoryVector.scope, "category": MemoryVector.category},
         )
         self._pgvector: bool | None = None
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -81,10 +85,20 @@ class EmbeddingService:
         return self.embedder.id
 
     async def embed_query(self, query: str) -> np.ndarray:
+        """The vector of one query; recent queries' vectors are remembered (read-only arrays)."""
         assert self.embedder is not None
+        cached = self._query_vectors.get(query)
+        if cached is not None:
+            self._query_vectors.move_to_end(query)
+            return cached
         loop = asyncio.get_running_loop()
         vectors = await loop.run_in_executor(self._request_pool, self.embedder.embed, [query])
-        return np.asarray(vectors[0], dtype=np.float32)
+        vector = np.array(vectors[0], dtype=np.float32)
+        vector.setflags(write=False)
+        self._query_vectors[query] = vector
+        if len(self._query_vectors) > QUERY_CACHE_SIZE:
+            self._query_vectors.popitem(last=False)
+        return vector
 
     async def embed(self, db: Database, texts: list[str], *, for_indexing: bool = False) -> Embedded:
         """Vectors of `texts`, each distinct text embedded once and at most once ever (cache)."""
