@@ -29,6 +29,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             json_deserializer=orjson.loads,
             connect_args={"timeout": 30, "isolation_level": None},
             pool_size=pool_size,
+            # Sessions end their own transactions and reads run in autocommit, so a returned
+            # connection has nothing to roll back: skip that thread round trip.
+            pool_reset_on_return=None,
         )
         _tune_sqlite(engine)
         return engine
@@ -63,13 +66,12 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     # The driver runs in autocommit mode so that we choose how transactions begin: writers take
     # the write lock up front (BEGIN IMMEDIATE), which avoids SQLITE_BUSY on lock upgrades
-    # between processes that share the file.
+    # between processes that share the file. Read sessions stay in autocommit: each statement
+    # reads a consistent snapshot, and a request saves the BEGIN/ROLLBACK round trips.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         if conn.get_execution_options().get("sqlite_immediate"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
 
 
 class Database:
