@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,27 +61,21 @@ async def create(
         # Embedded with no write transaction open: the model is slow, writers queue on SQLite.
         embedded = await embeddings.embed(db, [payload.content])
         vector, cache_rows = embedded.vectors[0], embedded.new_cache_rows
+    store = partial(
+        _store,
+        db,
+        embeddings,
+        user_id=user_id,
+        payload=payload,
+        digest=digest,
+        vector=vector,
+        cache_rows=cache_rows,
+    )
     try:
-        return await _store(
-            db,
-            embeddings,
-            user_id=user_id,
-            payload=payload,
-            digest=digest,
-            vector=vector,
-            cache_rows=cache_rows,
-        )
+        return await store()
     except IntegrityError:
         # A concurrent writer stored the same key or content first (PostgreSQL): answer with theirs.
-        return await _store(
-            db,
-            embeddings,
-            user_id=user_id,
-            payload=payload,
-            digest=digest,
-            vector=vector,
-            cache_rows=cache_rows,
-        )
+        return await store()
 
 
 async def _store(
