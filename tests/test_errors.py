@@ -107,3 +107,21 @@ def test_nested_type_errors_name_the_field(alice: ApiUser) -> None:
     assert r.json()["error"].startswith("metadata:")
     r = alice.client.post("/api/v1/traces", json={"spans": [{}, {"metadata": [1]}]})
     assert r.json()["error"].startswith("spans[1].metadata:")
+
+
+def test_trace_writes_fail_cleanly_when_the_database_file_is_gone(
+    make_settings: object, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    settings: Settings = make_settings(database_url=f"sqlite+aiosqlite:///{data_dir}/vanishing.db")  # type: ignore[operator]
+    with running_server(settings) as server:
+        user = create_user(server)
+        assert user.client.get("/api/v1/traces").status_code == 200  # the reading pool is open
+        for leftover in data_dir.iterdir():
+            leftover.unlink()
+        data_dir.rmdir()
+        # The writer cannot open the database: each request answers at once instead of hanging.
+        for attempt in range(2):
+            r = user.client.post("/api/v1/traces", json={"id": f"t{attempt}"}, timeout=30)
+            _assert_envelope(r, 500)

@@ -9,6 +9,7 @@ failure (a duplicate id, say) fails only its own request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -56,9 +57,7 @@ class SqliteWriter:
                 self._thread.start()
 
     def _serve(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, timeout=30, check_same_thread=False)
-        for pragma in self._pragmas:
-            connection.execute(pragma)
+        connection: sqlite3.Connection | None = None
         try:
             while True:
                 first = self._jobs.get()
@@ -74,9 +73,23 @@ class SqliteWriter:
                         self._jobs.put(None)
                         break
                     group.append(job)
+                if connection is None:
+                    try:
+                        connection = self._connect()
+                    except Exception as exc:
+                        # Every waiting request gets the error; the next group tries again.
+                        _settle_all(group, exc)
+                        continue
                 self._commit_group(connection, group)
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, timeout=30, check_same_thread=False)
+        for pragma in self._pragmas:
+            connection.execute(pragma)
+        return connection
 
     @staticmethod
     def _commit_group(connection: sqlite3.Connection, group: list[_Job]) -> None:
@@ -96,9 +109,21 @@ class SqliteWriter:
         except Exception as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            outcomes = [(False, exc)] * len(group)
+            _settle_all(group, exc)
+            return
         for job, (ok, value) in zip(group, outcomes, strict=True):
-            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            _deliver(job, ok, value)
+
+
+def _settle_all(group: list[_Job], exc: Exception) -> None:
+    for job in group:
+        _deliver(job, False, exc)
+
+
+def _deliver(job: _Job, ok: bool, value: Any) -> None:
+    # A closed event loop raises RuntimeError: its requester is gone, nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
