@@ -137,9 +137,12 @@ async def upsert_spans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
         index_elements=[table.c.trace_id, table.c.id],
         set_={key: getattr(stmt.excluded, key) for key in _SPAN_UPDATABLE},
     )
-    # A batch may name one span twice (start, then end): the last one wins.
-    unique = list({row["id"]: row for row in rows}.values())
-    await session.execute(stmt, unique)
+    await session.execute(stmt, last_of_each_span(rows))
+
+
+def last_of_each_span(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch may name one span twice (start, then end): the last one wins."""
+    return list({row["id"]: row for row in rows}.values())
 
 
 # What a span's end reports; everything else about a span is known when it starts.
@@ -295,12 +298,7 @@ async def create(
     """`on_stored` runs in the same transaction once the trace and its spans are written."""
     now = utcnow()
     trace_id = payload.id or new_id()
-    # A batch may name one span twice (start, then end): the last one wins.
-    rows = list(
-        {
-            row["id"]: row for row in span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now)
-        }.values()
-    )
+    rows = last_of_each_span(span_rows(payload.spans, trace_id=trace_id, user_id=user_id, now=now))
     values = trace_row(payload, trace_id=trace_id, user_id=user_id, now=now, last_activity_at=None)
     values.update(
         _batch_totals(
@@ -339,14 +337,13 @@ def _sqlite_value(value: Any, column: Any) -> Any:
 
 
 _TRACE_TABLE_COLUMNS = list(Trace.__table__.columns)
-_SPAN_INSERT_COLUMNS = [c for c in Span.__table__.columns if c.key != "pk"]
 _TRACE_INSERT_SQL = (
     f"INSERT INTO traces ({', '.join(c.name for c in _TRACE_TABLE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _TRACE_TABLE_COLUMNS)})"
 )
 _SPAN_UPSERT_SQL = (
-    f"INSERT INTO spans ({', '.join(c.name for c in _SPAN_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _SPAN_INSERT_COLUMNS)}) "
+    f"INSERT INTO spans ({', '.join(c.name for c in _SPAN_ROW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _SPAN_ROW_COLUMNS)}) "
     f"ON CONFLICT (trace_id, id) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in _SPAN_UPDATABLE)}"
 )
 
@@ -356,7 +353,7 @@ def _sqlite_params(trace: dict[str, Any], spans: list[dict[str, Any]]) -> tuple[
     trace_params = [
         _sqlite_value(trace["metadata_" if c.name == "metadata" else c.name], c) for c in _TRACE_TABLE_COLUMNS
     ]
-    span_params = [[_sqlite_value(span[c.name], c) for c in _SPAN_INSERT_COLUMNS] for span in spans]
+    span_params = [[_sqlite_value(span[c.name], c) for c in _SPAN_ROW_COLUMNS] for span in spans]
     return trace_params, span_params
 
 
@@ -401,12 +398,7 @@ async def update_trace(db: Database, *, user_id: str, trace_id: str, payload: Tr
             last_activity_at=latest_activity(rows, trace.last_activity_at),
             client_totals=payload.model_dump(include={"total_tokens", "total_cost", "total_duration_ms"}),
         )
-        return await _trace_dict(session, trace_id)
-
-
-async def _trace_dict(session: AsyncSession, trace_id: str) -> dict[str, Any]:
-    row = (await session.execute(select(*TRACE_COLUMNS).where(Trace.id == trace_id))).one()
-    return dict(row._mapping)
+        return await _owned_trace(session, user_id=user_id, trace_id=trace_id)
 
 
 # Up to this many skipped traces, one query reads the page; beyond, ids come first.
