@@ -31,7 +31,7 @@ from retrace_server.forks.replay import RECORDED, copy_span, start_execution
 from retrace_server.forks.schemas import Modifications
 from retrace_server.stream.agents import agent_registry
 from retrace_server.traces import service as traces
-from retrace_server.traces.models import Span, Trace
+from retrace_server.traces.models import Trace
 from retrace_server.traces.schemas import TraceCreate
 
 ReplayMode = Literal["auto", "server", "agent"]
@@ -191,7 +191,7 @@ async def adopt_agent_result(
             f"Execution {execution_id!r} of fork {fork_id!r} is no longer current (the fork is "
             f"{fork.status}, its execution {fork.execution_id!r}); this replay result is not stored",
         )
-    spans = await _spans_in_order(session, trace_id=fork.trace_id)
+    spans = await traces.spans_in_order(session, trace_id=fork.trace_id)
     fork_index = next((i for i, s in enumerate(spans) if s["id"] == fork.fork_point_span_id), len(spans))
     id_map = {s["id"]: str(uuid.uuid4()) for s in spans}
     copies = [copy_span(s, id_map, mode=RECORDED) for s in spans[:fork_index] if numbered_by_sdk(s)]
@@ -218,11 +218,3 @@ async def adopt_agent_result(
     await forks.finish_execution(
         session, fork_id=fork_id, execution_id=execution_id, status=status, error=error
     )
-
-
-async def _spans_in_order(session: AsyncSession, *, trace_id: str) -> list[dict[str, Any]]:
-    """A trace's spans in the order the REST API lists them (start order)."""
-    rows = await session.execute(
-        select(*traces.SPAN_COLUMNS).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
-    )
-    return [dict(r._mapping) for r in rows]

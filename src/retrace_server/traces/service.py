@@ -475,11 +475,16 @@ async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
     """The trace with all its spans in start order."""
     async with db.read() as session:
         trace = await _owned_trace(session, user_id=user_id, trace_id=trace_id)
-        spans = await session.execute(
-            select(*SPAN_COLUMNS).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
-        )
-        trace["spans"] = [dict(span._mapping) for span in spans]
+        trace["spans"] = await spans_in_order(session, trace_id=trace_id)
         return trace
+
+
+async def spans_in_order(session: AsyncSession, *, trace_id: str) -> list[dict[str, Any]]:
+    """A trace's spans as the API lists them: in start order."""
+    rows = await session.execute(
+        select(*SPAN_COLUMNS).where(Span.trace_id == trace_id).order_by(Span.started_at, Span.pk)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
