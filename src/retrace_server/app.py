@@ -21,6 +21,7 @@ from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
+from retrace_server.search import fts_backlog
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
 from retrace_server.stream.router import router as stream_router
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
+        fts_backlog.start(app.state.db)
         app.state.rate_limits = make_rate_limits(settings)
         app.state.fork_runner = await open_runner(app.state.db)
         await start_embeddings(app, settings)

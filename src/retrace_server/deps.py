@@ -1,4 +1,8 @@
-"""FastAPI dependencies for what the application holds per process."""
+"""FastAPI dependencies for what the application holds per process.
+
+Dependencies are `async def` even when they do not wait: FastAPI runs plain functions on a
+thread pool, a thread hop per request.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

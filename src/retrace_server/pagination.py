@@ -15,7 +15,7 @@ class Page:
     offset: int
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-100).")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
 ) -> Page:

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from retrace_server.config import Settings
-from retrace_server.db.sqlite_writer import SqliteWriter
+from retrace_server.db.sqlite_writer import SqliteWriter, Upkeep
 
 
 def json_text(value: Any) -> str:
@@ -110,10 +110,17 @@ class Database:
 
     async def write_sqlite_direct(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Runs `work` in a SQLite transaction on the writer thread (see `SqliteWriter`)."""
+        result: T = await self._sqlite_writer().run(work)
+        return result
+
+    def start_sqlite_upkeep(self, upkeep: Upkeep, *, every: float) -> None:
+        """Runs `upkeep` on the SQLite writer thread between writes (see `SqliteWriter.start_upkeep`)."""
+        self._sqlite_writer().start_upkeep(upkeep, every=every)
+
+    def _sqlite_writer(self) -> SqliteWriter:
         if self._direct_writer is None:
             self._direct_writer = SqliteWriter(str(self.engine.url.database), SQLITE_PRAGMAS)
-        result: T = await self._direct_writer.run(work)
-        return result
+        return self._direct_writer
 
     async def dispose(self) -> None:
         if self._direct_writer is not None:

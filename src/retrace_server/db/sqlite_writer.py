@@ -1,24 +1,34 @@
 """A single writer thread for the hottest SQLite write path, committing queued work in groups.
 
 A session hops threads once per statement while it holds the write lock; here each piece of
-work runs in one hop, and everything queued meanwhile shares one transaction (one WAL commit,
-and fewer, larger full-text index segments). Each piece runs under its own savepoint, so one
-failure (a duplicate id, say) fails only its own request.
+work runs in one hop, and everything queued meanwhile shares one transaction (one WAL commit).
+Each piece runs under its own savepoint, so one failure (a duplicate id, say) fails only its own
+request. Between groups the thread does upkeep that batches well, such as full-text indexing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 MAX_GROUP = 64
+SWITCH_INTERVAL = 0.0002
+CHECKPOINT_EVERY = 0.5
 Work = Callable[[sqlite3.Connection], Any]
+Upkeep = Callable[[sqlite3.Connection], bool]
+"""Background work on the writer's connection that manages its own transactions; returns
+whether more remains."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +45,10 @@ class SqliteWriter:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._upkeep: Upkeep | None = None
+        self._upkeep_every = 0.0
+        self._upkeep_due = 0.0
+        self._checkpointer = _Checkpointer(self._connect)
 
     async def run(self, work: Work) -> Any:
         """Runs `work(connection)` inside a committed transaction; raises what it raised."""
@@ -44,52 +58,96 @@ class SqliteWriter:
         self._jobs.put(_Job(work, future, loop))
         return await future
 
+    def start_upkeep(self, upkeep: Upkeep, *, every: float) -> None:
+        """Runs `upkeep` on the writer's connection between groups of work: at once while it
+        reports more to do, else after `every` seconds, and never more than `every` apart."""
+        self._upkeep, self._upkeep_every = upkeep, every
+        self._ensure_thread()
+
     def close(self) -> None:
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+            self._checkpointer.stop()
 
     def _ensure_thread(self) -> None:
         with self._start_lock:
             if self._thread is None:
+                # The writer waits for the GIL after each statement while the event loop holds
+                # it; the default 5 ms hand-over would stall every write behind request parsing.
+                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
                 self._thread = threading.Thread(target=self._serve, name="retrace-sqlite-writer", daemon=True)
                 self._thread.start()
+                self._checkpointer.start()
 
     def _serve(self) -> None:
         connection: sqlite3.Connection | None = None
         try:
             while True:
-                first = self._jobs.get()
-                if first is None:
+                group, stopping = self._next_group()
+                if group or self._upkeep_is_due():
+                    if connection is None:
+                        try:
+                            connection = self._connect()
+                        except Exception as exc:
+                            # Every waiting request gets the error; the next group tries again.
+                            _settle_all(group, exc)
+                            self._upkeep_due = time.monotonic() + self._upkeep_every
+                            continue
+                    if group:
+                        self._commit_group(connection, group)
+                    if self._upkeep_is_due():
+                        self._run_upkeep(connection)
+                if stopping:
                     return
-                group = [first]
-                while len(group) < MAX_GROUP:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        self._jobs.put(None)
-                        break
-                    group.append(job)
-                if connection is None:
-                    try:
-                        connection = self._connect()
-                    except Exception as exc:
-                        # Every waiting request gets the error; the next group tries again.
-                        _settle_all(group, exc)
-                        continue
-                self._commit_group(connection, group)
         finally:
             if connection is not None:
                 connection.close()
+
+    def _next_group(self) -> tuple[list[_Job], bool]:
+        """Queued work (waiting for some only until upkeep is due), and whether to stop after it."""
+        if self._upkeep is None:
+            first = self._jobs.get()
+        else:
+            try:
+                first = self._jobs.get(timeout=max(0.0, self._upkeep_due - time.monotonic()))
+            except queue.Empty:
+                return [], False
+        if first is None:
+            return [], True
+        group = [first]
+        while len(group) < MAX_GROUP:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return group, True
+            group.append(job)
+        return group, False
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, timeout=30, check_same_thread=False)
         for pragma in self._pragmas:
             connection.execute(pragma)
+        # Checkpoints (copying the log into the database, with its fsyncs) are `_Checkpointer`'s.
+        connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
+
+    def _upkeep_is_due(self) -> bool:
+        return self._upkeep is not None and time.monotonic() >= self._upkeep_due
+
+    def _run_upkeep(self, connection: sqlite3.Connection) -> None:
+        assert self._upkeep is not None
+        try:
+            more = self._upkeep(connection)
+        except Exception:
+            logger.exception("SQLite upkeep failed; it runs again in %.1f s", self._upkeep_every)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            more = False
+        self._upkeep_due = time.monotonic() + (0.0 if more else self._upkeep_every)
 
     @staticmethod
     def _commit_group(connection: sqlite3.Connection, group: list[_Job]) -> None:
@@ -113,6 +171,40 @@ class SqliteWriter:
             return
         for job, (ok, value) in zip(group, outcomes, strict=True):
             _deliver(job, ok, value)
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database from a thread of its own, so that the
+    writer never stops for it. A passive checkpoint waits for no reader or writer."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="retrace-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping.set()
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        try:
+            while not self._stopping.wait(CHECKPOINT_EVERY):
+                try:
+                    connection = connection or self._connect()
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    logger.exception("SQLite checkpoint failed; it runs again in %.1f s", CHECKPOINT_EVERY)
+        finally:
+            if connection is not None:
+                connection.close()
 
 
 def _settle_all(group: list[_Job], exc: Exception) -> None:

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from retrace_server.embeddings.service import EmbeddingService
 
 
-def get_embeddings(request: Request) -> EmbeddingService:
+async def get_embeddings(request: Request) -> EmbeddingService:
     embeddings: EmbeddingService = request.app.state.embeddings
     return embeddings
 

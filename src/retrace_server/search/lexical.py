@@ -1,4 +1,5 @@
-"""Lexical ranking by the database's own full-text engine: FTS5 bm25 or PostgreSQL ts_rank_cd."""
+"""Lexical ranking by the database's own full-text engine: FTS5 bm25 or PostgreSQL ts_rank_cd,
+plus, on SQLite, the spans that wait for their full-text batch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.types import UtcDateTime
+from retrace_server.search.fts_sql import FTS_CHARS, INDEXED_THROUGH, TEXT_COLUMNS
 from retrace_server.search.schemas import SearchRequest
 
 MAX_TERMS = 32
@@ -113,13 +115,18 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
     any_word, complete = await rank(
         session, all_words=False, words=words, user_id=user_id, request=request, depth=depth
     )
-    if complete or not 1 < len(words) <= ALL_WORDS_MAX_TERMS:
-        return any_word
-    every_word, _ = await rank(
-        session, all_words=True, words=words, user_id=user_id, request=request, depth=depth
-    )
-    seen = set(every_word)
-    return (every_word + [pk for pk in any_word if pk not in seen])[:depth]
+    if not complete and 1 < len(words) <= ALL_WORDS_MAX_TERMS:
+        every_word, _ = await rank(
+            session, all_words=True, words=words, user_id=user_id, request=request, depth=depth
+        )
+        seen = set(every_word)
+        any_word = every_word + [pk for pk in any_word if pk not in seen]
+    if not postgres:
+        unindexed = await unindexed_matches(
+            session, words=words, user_id=user_id, request=request, depth=depth
+        )
+        any_word = _merge_unindexed(any_word, unindexed, words=len(words))
+    return any_word[:depth]
 
 
 async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
@@ -168,6 +175,38 @@ async def _ranked_sqlite(
         params,
     )
     return ranked, not floor
+
+
+async def unindexed_matches(
+    session: AsyncSession, *, words: list[str], user_id: str, request: SearchRequest, depth: int
+) -> list[tuple[int, int]]:
+    """(pk, words matched) of the caller's spans stored since the last full-text batch
+    (`fts_backlog`), most words first, then newest."""
+    params: dict[str, Any] = {"user_id": user_id, "depth": depth}
+    columns = [
+        f"substr(s.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"s.{c}"
+        for c in TEXT_COLUMNS
+    ]
+    tests = []
+    for index, word in enumerate(words):
+        params[f"w{index}"] = f"%{stem(word)}%"
+        tests.append("(" + " OR ".join(f"{column} LIKE :w{index}" for column in columns) + ")")
+    # `+s.user_id`: the primary key range (a short tail of new spans) must drive the scan.
+    rows = await _rows(
+        session,
+        f"SELECT pk, matched FROM (SELECT s.pk, {' + '.join(tests)} AS matched FROM spans s "
+        f"WHERE s.pk > {INDEXED_THROUGH} AND +s.user_id = :user_id{_filters(request, params, alias='s')}) "
+        "WHERE matched > 0 ORDER BY matched DESC, pk DESC LIMIT :depth",
+        params,
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def _merge_unindexed(ranked: list[int], unindexed: list[tuple[int, int]], *, words: int) -> list[int]:
+    """Unindexed spans holding every word lead; the rest follow the indexed matches."""
+    complete = [pk for pk, matched in unindexed if matched == words]
+    partial = [pk for pk, matched in unindexed if matched < words]
+    return complete + ranked + partial
 
 
 async def _ranked_postgres(

@@ -16,36 +16,27 @@ import sqlalchemy as sa
 from alembic import op
 
 from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime
+from retrace_server.search.fts_sql import (
+    ENQUEUE_FOR_EMBEDDING,
+    FTS_COLUMNS,
+    TEXT_COLUMNS,
+    fts_values,
+    sqlite_text_changed,
+)
 
 revision: str = "0005_search_memory"
 down_revision: str | Sequence[str] | None = "0001_foundation"
 branch_labels: str | Sequence[str] | None = ("search_memory",)
 depends_on: str | Sequence[str] | None = None
 
-TEXT_COLUMNS = ("name", "span_type", "model", "error", "input", "output")
 HNSW_DIM = 384
 
-_SQLITE_TEXT_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in TEXT_COLUMNS)
+_SQLITE_TEXT_CHANGED = sqlite_text_changed()
 _PG_TEXT_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TEXT_COLUMNS)
-_COLS = ", ".join(TEXT_COLUMNS)
-# Long conversations repeat in every step's input; indexing a bounded prefix keeps ingestion
-# cost flat (the embedder reads far less than this anyway).
-FTS_CHARS = 8000
-
-
-def _fts_values(row: str) -> str:
-    return ", ".join(
-        f"substr({row}.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"{row}.{c}"
-        for c in TEXT_COLUMNS
-    )
-
-
-_NEW = _fts_values("new")
-_OLD = _fts_values("old")
-_ENQUEUE = (
-    "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "
-    "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
-)
+_COLS = FTS_COLUMNS
+_NEW = fts_values("new")
+_OLD = fts_values("old")
+_ENQUEUE = ENQUEUE_FOR_EMBEDDING
 
 SQLITE_DDL = [
     f"CREATE VIRTUAL TABLE spans_fts USING fts5({_COLS}, content='spans', content_rowid='pk', "
@@ -192,7 +183,7 @@ def upgrade() -> None:
         for statement in SQLITE_DDL:
             op.execute(statement)
         # Spans stored before this migration: index them lexically and queue them for embedding.
-        op.execute(f"INSERT INTO spans_fts (rowid, {_COLS}) SELECT pk, {_fts_values('spans')} FROM spans")
+        op.execute(f"INSERT INTO spans_fts (rowid, {_COLS}) SELECT pk, {fts_values('spans')} FROM spans")
     elif dialect == "postgresql":
         for statement in POSTGRES_DDL:
             op.execute(statement)

@@ -1,0 +1,29 @@
+"""SQL fragments of the SQLite full-text index of spans, shared by its migrations and indexer."""
+
+from __future__ import annotations
+
+TEXT_COLUMNS = ("name", "span_type", "model", "error", "input", "output")
+FTS_COLUMNS = ", ".join(TEXT_COLUMNS)
+# Long conversations repeat in every step's input; indexing a bounded prefix keeps ingestion
+# cost flat (the embedder reads far less than this anyway).
+FTS_CHARS = 8000
+
+# Spans with a primary key up to this one are in `spans_fts`; newer ones wait for the indexer.
+INDEXED_THROUGH = "(SELECT indexed_through FROM spans_fts_progress)"
+
+ENQUEUE_FOR_EMBEDDING = (
+    "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "
+    "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
+)
+
+
+def fts_values(row: str) -> str:
+    """The indexed values of the span `row` (`new`, `old` or a table alias), in column order."""
+    return ", ".join(
+        f"substr({row}.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"{row}.{c}"
+        for c in TEXT_COLUMNS
+    )
+
+
+def sqlite_text_changed() -> str:
+    return " OR ".join(f"old.{c} IS NOT new.{c}" for c in TEXT_COLUMNS)
