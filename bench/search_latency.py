@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
+import sqlite3
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,6 +34,7 @@ from retrace_server.embeddings.store import to_blob
 from retrace_server.embeddings.worker import SpanIndexer
 from retrace_server.memory.models import Memory, MemoryVector
 from retrace_server.memory.service import normalised_hash
+from retrace_server.search import fts_backlog
 from retrace_server.traces import service as traces
 from retrace_server.traces.schemas import TraceCreate
 
@@ -185,6 +189,13 @@ async def load(url: str, *, spans: int, memories: int) -> None:
         started = time.perf_counter()
         await load_spans(db, spans=spans, unique=spans // 10)
         print(f"stored {spans:,} spans in {time.perf_counter() - started:.0f}s")
+        started = time.perf_counter()
+        with contextlib.closing(
+            sqlite3.connect(str(db.engine.url.database), isolation_level=None)
+        ) as connection:
+            while fts_backlog.index_pending(connection):
+                pass
+        print(f"full-text indexed them in {time.perf_counter() - started:.1f}s")
         indexed, hits, elapsed = await index_spans(db, embeddings)
         embedded = indexed - hits
         print(
@@ -201,8 +212,8 @@ async def load(url: str, *, spans: int, memories: int) -> None:
 
 
 def timed(client: httpx.Client, path: str, bodies: list[dict[str, object]]) -> list[float]:
-    for body in bodies[:5]:
-        client.post(path, json=body).raise_for_status()  # warm-up: model and vectors load once
+    for index in range(5):  # warm-up: the model and the vectors load once
+        client.post(path, json={"query": f"warm-up {index}", "limit": 10}).raise_for_status()
     latencies = []
     for body in bodies:
         started = time.perf_counter()
@@ -220,6 +231,13 @@ def report(what: str, latencies: list[float]) -> None:
     )
 
 
+def distinct_queries(make: Callable[[], str], count: int) -> list[dict[str, object]]:
+    queries: dict[str, None] = {}
+    while len(queries) < count:
+        queries[make()] = None
+    return [{"query": query, "limit": 10} for query in queries]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=100_000)
@@ -228,14 +246,21 @@ def main() -> None:
     parser.add_argument("--database", help="SQLite file to keep the loaded data in (reused when it exists)")
     args = parser.parse_args()
     rng = random.Random(3)
-    span_queries: list[dict[str, object]] = [
-        {"query": f"{rng.choice(ACTIONS)} {rng.choice(OBJECTS)} that {rng.choice(OUTCOMES)}", "limit": 10}
-        for _ in range(args.queries)
-    ]
-    memory_queries: list[dict[str, object]] = [
-        {"query": f"what does the user prefer about {rng.choice(OBJECTS)}", "limit": 10}
-        for _ in range(args.queries)
-    ]
+    # Every query differs, so that none is answered from the server's cache of query vectors.
+    span_queries = distinct_queries(
+        lambda: (
+            f"{rng.choice(ACTIONS)} {rng.choice(OBJECTS)} {rng.randint(1000, 99999)} that "
+            f"{rng.choice(OUTCOMES)}"
+        ),
+        args.queries,
+    )
+    memory_queries = distinct_queries(
+        lambda: (
+            f"what does the user prefer about {rng.choice(OBJECTS)} "
+            f"{rng.choice(ACTIONS)}-{rng.randint(0, 59)}"
+        ),
+        args.queries,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.database or f"{tmp}/latency.db")
         url = f"sqlite+aiosqlite:///{path}"

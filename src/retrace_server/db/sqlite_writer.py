@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import sys
@@ -41,6 +42,7 @@ class _Job:
 class SqliteWriter:
     def __init__(self, path: str, pragmas: tuple[str, ...]) -> None:
         self._path = path
+        self._inode = 0
         self._pragmas = pragmas
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -48,7 +50,7 @@ class SqliteWriter:
         self._upkeep: Upkeep | None = None
         self._upkeep_every = 0.0
         self._upkeep_due = 0.0
-        self._checkpointer = _Checkpointer(self._connect)
+        self._checkpointer = _Checkpointer(self._open)
 
     async def run(self, work: Work) -> Any:
         """Runs `work(connection)` inside a committed transaction; raises what it raised."""
@@ -87,6 +89,11 @@ class SqliteWriter:
             while True:
                 group, stopping = self._next_group()
                 if group or self._upkeep_is_due():
+                    if connection is not None and not self._still_open_file():
+                        # The file was deleted or replaced: writing on would store into a file
+                        # nobody can open again. Reopen (or fail the requests if that fails).
+                        connection.close()
+                        connection = None
                     if connection is None:
                         try:
                             connection = self._connect()
@@ -127,7 +134,18 @@ class SqliteWriter:
             group.append(job)
         return group, False
 
+    def _still_open_file(self) -> bool:
+        try:
+            return os.stat(self._path).st_ino == self._inode
+        except OSError:
+            return False
+
     def _connect(self) -> sqlite3.Connection:
+        connection = self._open()
+        self._inode = os.stat(self._path).st_ino
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, timeout=30, check_same_thread=False)
         for pragma in self._pragmas:
             connection.execute(pragma)

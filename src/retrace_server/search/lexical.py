@@ -4,6 +4,7 @@ plus, on SQLite, the spans that wait for their full-text batch."""
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -111,7 +112,14 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
     if not words:
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
-    rank = _ranked_postgres if postgres else _ranked_sqlite
+    indexed_through = 0
+    if postgres:
+        rank: Any = _ranked_postgres
+    else:
+        # One mark for both halves: a batch that lands between them neither hides a span nor
+        # shows it twice.
+        indexed_through = (await _run(session, f"SELECT {INDEXED_THROUGH}", {}))[0]
+        rank = partial(_ranked_sqlite, indexed_through=indexed_through)
     any_word, complete = await rank(
         session, all_words=False, words=words, user_id=user_id, request=request, depth=depth
     )
@@ -123,7 +131,12 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
         any_word = every_word + [pk for pk in any_word if pk not in seen]
     if not postgres:
         unindexed = await unindexed_matches(
-            session, words=words, user_id=user_id, request=request, depth=depth
+            session,
+            words=words,
+            user_id=user_id,
+            request=request,
+            depth=depth,
+            indexed_through=indexed_through,
         )
         any_word = _merge_unindexed(any_word, unindexed, words=len(words))
     return any_word[:depth]
@@ -149,18 +162,21 @@ async def _ranked_sqlite(
     user_id: str,
     request: SearchRequest,
     depth: int,
+    indexed_through: int,
 ) -> tuple[list[int], bool]:
     """Ranked matches, and whether every match was ranked (not just the newest window)."""
     params: dict[str, Any] = {
         "user_id": user_id,
         "depth": depth,
+        "indexed_through": indexed_through,
         "window": RANK_WINDOW,
         "query": (" AND " if all_words else " OR ").join(f'"{w}"' for w in words),
     }
     # CROSS JOIN keeps the full-text index as the outer loop.
     matches = (
         "FROM spans_fts CROSS JOIN spans s ON s.pk = spans_fts.rowid "
-        f"WHERE spans_fts MATCH :query AND s.user_id = :user_id{_filters(request, params, alias='s')}"
+        "WHERE spans_fts MATCH :query AND spans_fts.rowid <= :indexed_through "
+        f"AND s.user_id = :user_id{_filters(request, params, alias='s')}"
     )
     floor = await _run(
         session,
@@ -178,11 +194,17 @@ async def _ranked_sqlite(
 
 
 async def unindexed_matches(
-    session: AsyncSession, *, words: list[str], user_id: str, request: SearchRequest, depth: int
+    session: AsyncSession,
+    *,
+    words: list[str],
+    user_id: str,
+    request: SearchRequest,
+    depth: int,
+    indexed_through: int,
 ) -> list[tuple[int, int]]:
-    """(pk, words matched) of the caller's spans stored since the last full-text batch
-    (`fts_backlog`), most words first, then newest."""
-    params: dict[str, Any] = {"user_id": user_id, "depth": depth}
+    """(pk, words matched) of the caller's spans not yet in the full-text index (`fts_backlog`),
+    most words first, then newest."""
+    params: dict[str, Any] = {"user_id": user_id, "depth": depth, "indexed_through": indexed_through}
     columns = [
         f"substr(s.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"s.{c}"
         for c in TEXT_COLUMNS
@@ -190,12 +212,13 @@ async def unindexed_matches(
     tests = []
     for index, word in enumerate(words):
         params[f"w{index}"] = f"%{stem(word)}%"
-        tests.append("(" + " OR ".join(f"{column} LIKE :w{index}" for column in columns) + ")")
+        # coalesce: a NULL column (no model, no error) makes a miss NULL rather than 0.
+        tests.append("coalesce(" + " OR ".join(f"{column} LIKE :w{index}" for column in columns) + ", 0)")
     # `+s.user_id`: the primary key range (a short tail of new spans) must drive the scan.
     rows = await _rows(
         session,
         f"SELECT pk, matched FROM (SELECT s.pk, {' + '.join(tests)} AS matched FROM spans s "
-        f"WHERE s.pk > {INDEXED_THROUGH} AND +s.user_id = :user_id{_filters(request, params, alias='s')}) "
+        f"WHERE s.pk > :indexed_through AND +s.user_id = :user_id{_filters(request, params, alias='s')}) "
         "WHERE matched > 0 ORDER BY matched DESC, pk DESC LIMIT :depth",
         params,
     )
