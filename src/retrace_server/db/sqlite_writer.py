@@ -25,6 +25,8 @@ MAX_GROUP = 64
 SWITCH_INTERVAL = 0.0002
 CHECKPOINT_EVERY = 0.5
 Work = Callable[[sqlite3.Connection], Any]
+Setup = Callable[[sqlite3.Connection], None]
+"""Prepares a connection for some work (temporary views and triggers), once per connection."""
 Upkeep = Callable[[sqlite3.Connection], bool]
 """Background work on the writer's connection that manages its own transactions; returns
 whether more remains."""
@@ -37,6 +39,8 @@ class _Job:
     work: Work
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    setup: Setup | None
+    one_statement: bool
 
 
 class SqliteWriter:
@@ -52,12 +56,16 @@ class SqliteWriter:
         self._upkeep_due = 0.0
         self._checkpointer = _Checkpointer(self._open)
 
-    async def run(self, work: Work) -> Any:
-        """Runs `work(connection)` inside a committed transaction; raises what it raised."""
+    async def run(self, work: Work, *, setup: Setup | None = None, one_statement: bool = False) -> Any:
+        """Runs `work(connection)` inside a committed transaction; raises what it raised.
+
+        `setup` runs first on each new connection, outside any transaction. Work that
+        executes `one_statement` needs no savepoint: SQLite undoes a failed statement itself.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._ensure_thread()
-        self._jobs.put(_Job(work, future, loop))
+        self._jobs.put(_Job(work, future, loop, setup, one_statement))
         return await future
 
     def start_upkeep(self, upkeep: Upkeep, *, every: float) -> None:
@@ -85,6 +93,7 @@ class SqliteWriter:
 
     def _serve(self) -> None:
         connection: sqlite3.Connection | None = None
+        prepared: set[Setup] = set()
         try:
             while True:
                 group, stopping = self._next_group()
@@ -94,14 +103,18 @@ class SqliteWriter:
                         # nobody can open again. Reopen (or fail the requests if that fails).
                         connection.close()
                         connection = None
-                    if connection is None:
-                        try:
-                            connection = self._connect()
-                        except Exception as exc:
-                            # Every waiting request gets the error; the next group tries again.
-                            _settle_all(group, exc)
-                            self._upkeep_due = time.monotonic() + self._upkeep_every
-                            continue
+                    try:
+                        if connection is None:
+                            connection, prepared = self._connect(), set()
+                        for job in group:
+                            if job.setup is not None and job.setup not in prepared:
+                                job.setup(connection)
+                                prepared.add(job.setup)
+                    except Exception as exc:
+                        # Every waiting request gets the error; the next group tries again.
+                        _settle_all(group, exc)
+                        self._upkeep_due = time.monotonic() + self._upkeep_every
+                        continue
                     if group:
                         self._commit_group(connection, group)
                     if self._upkeep_is_due():
@@ -173,6 +186,14 @@ class SqliteWriter:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in group:
+                if job.one_statement:
+                    try:
+                        outcomes.append((True, job.work(connection)))
+                    except Exception as exc:
+                        if not connection.in_transaction:
+                            raise  # an error that ended the transaction fails the whole group
+                        outcomes.append((False, exc))
+                    continue
                 connection.execute("SAVEPOINT work")
                 try:
                     outcomes.append((True, job.work(connection)))

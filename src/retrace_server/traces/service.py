@@ -310,7 +310,11 @@ async def create(
     )
     try:
         if db.is_sqlite and on_stored is None:
-            await db.write_sqlite_direct(partial(_insert_direct, *_sqlite_params(values, rows)))
+            await db.write_sqlite_direct(
+                partial(_insert_direct, *_sqlite_params(values, rows)),
+                setup=_prepare_ingest,
+                one_statement=True,
+            )
         else:
             async with db.write() as session:
                 await session.execute(insert(Trace), values)
@@ -329,10 +333,6 @@ async def create(
 
 
 _TRACE_TABLE_COLUMNS = list(Trace.__table__.columns)
-_TRACE_INSERT_SQL = (
-    f"INSERT INTO traces ({', '.join(c.name for c in _TRACE_TABLE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _TRACE_TABLE_COLUMNS)})"
-)
 
 
 def _span_field(column: Any) -> str:
@@ -346,13 +346,29 @@ def _span_field(column: Any) -> str:
     return path
 
 
-# All of a request's spans in one statement, from one JSON array of rows: the writer thread then
-# takes the GIL once for them, instead of once per span while the event loop wants it too.
-_SPANS_UPSERT_FROM_JSON_SQL = (
-    f"INSERT INTO spans ({', '.join(c.name for c in _SPAN_ROW_COLUMNS)}) "
-    f"SELECT {', '.join(_span_field(c) for c in _SPAN_ROW_COLUMNS)} FROM json_each(?) WHERE true "
-    f"ON CONFLICT (trace_id, id) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in _SPAN_UPDATABLE)}"
+# A new trace and all its spans in one statement, through a view whose trigger writes both:
+# the writer thread takes the GIL once per request, instead of once per span (and statement)
+# while the event loop wants it too, and needs no savepoint, since SQLite undoes a failed
+# statement whole. The spans arrive as one JSON array of rows.
+_INGEST_COLUMNS = [c.name for c in _TRACE_TABLE_COLUMNS]
+_INGEST_VIEW_SQL = (
+    f"CREATE TEMP VIEW IF NOT EXISTS trace_ingest ({', '.join(_INGEST_COLUMNS)}, spans) "
+    f"AS SELECT {', '.join('NULL' for _ in _INGEST_COLUMNS)}, NULL"
 )
+_INGEST_TRIGGER_SQL = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS trace_ingest_insert INSTEAD OF INSERT ON trace_ingest BEGIN "
+    f"INSERT INTO traces ({', '.join(_INGEST_COLUMNS)}) "
+    f"VALUES ({', '.join(f'new.{c}' for c in _INGEST_COLUMNS)}); "
+    f"INSERT INTO spans ({', '.join(c.name for c in _SPAN_ROW_COLUMNS)}) "
+    f"SELECT {', '.join(_span_field(c) for c in _SPAN_ROW_COLUMNS)} FROM json_each(new.spans); "
+    "END"
+)
+_INGEST_SQL = f"INSERT INTO trace_ingest VALUES ({', '.join('?' for _ in _INGEST_COLUMNS)}, ?)"
+
+
+def _prepare_ingest(connection: sqlite3.Connection) -> None:
+    connection.execute(_INGEST_VIEW_SQL)
+    connection.execute(_INGEST_TRIGGER_SQL)
 
 
 def _span_rows_json(spans: list[dict[str, Any]]) -> str:
@@ -375,9 +391,8 @@ def _sqlite_params(trace: dict[str, Any], spans: list[dict[str, Any]]) -> tuple[
 
 
 def _insert_direct(trace: list[Any], spans: str, connection: sqlite3.Connection) -> None:
-    """The SQLite fast path of `create`: the same rows, in two statements on the writer thread."""
-    connection.execute(_TRACE_INSERT_SQL, trace)
-    connection.execute(_SPANS_UPSERT_FROM_JSON_SQL, (spans,))
+    """The SQLite fast path of `create`: the same rows, in one statement on the writer thread."""
+    connection.execute(_INGEST_SQL, (*trace, spans))
 
 
 def apply_update(trace: Trace, payload: TraceUpdate, *, now: datetime) -> None:
