@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 
@@ -127,6 +128,7 @@ def main() -> None:
             )
             server_cpu = cpu_seconds(server.pid) - cpu_before
             busy_rss = rss_mb(server.pid)
+            files = _sqlite_files_mb(url)
     backend = url.split(":", 1)[0]
     indexer = "on" if args.indexer else "off"
     print(f"backend={backend} clients={args.clients} spans/trace={args.spans} indexer={indexer}")
@@ -134,6 +136,16 @@ def main() -> None:
     print(f"ingest: {traces * args.spans / elapsed:,.0f} spans/s ({traces / elapsed:,.1f} traces/s)")
     print(f"server: {server_cpu / elapsed:.0%} of one core")
     print(f"server RSS: idle {idle_rss:.0f} MB, loaded {busy_rss:.0f} MB")
+    if files:
+        print(f"SQLite files after the run: database {files[0]:,.0f} MB, write-ahead log {files[1]:,.0f} MB")
+
+
+def _sqlite_files_mb(url: str) -> tuple[float, float] | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = Path(url.split("///", 1)[1])
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size / 2**20, (wal.stat().st_size / 2**20 if wal.exists() else 0.0)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA cache_size=-65536",
     "PRAGMA temp_store=MEMORY",
+    # When the write-ahead log starts over, its file is cut back to 64 MiB.
+    "PRAGMA journal_size_limit=67108864",
 )
 
 
