@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from retrace_server.auth.models import ApiKey
 from retrace_server.db.engine import Database
+from retrace_server.db.types import utcnow
 from tests.support.jwt_keys import JwtSigner
 from tests.support.server import ApiUser, RunningServer
 
@@ -130,3 +132,28 @@ def test_users_keys_are_independent(alice: ApiUser, bob: ApiUser) -> None:
     assert alice.client.delete("/api/v1/api-keys").status_code == 204
     assert bob.client.get("/api/v1/api-keys").json()["exists"] is True
     assert bob.client.get("/api/v1/traces").status_code == 200
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_a_second(
+    server: RunningServer, alice: ApiUser
+) -> None:
+    """The server remembers verified keys for a second; a revocation it did not make itself
+    (another server process, the CLI) shows once that second is over."""
+    assert alice.client.get("/api/v1/traces").status_code == 200
+
+    async def _revoke_elsewhere() -> None:
+        db = Database(server.settings)
+        try:
+            async with db.write() as session:
+                await session.execute(
+                    update(ApiKey).where(ApiKey.user_id == alice.id).values(revoked_at=utcnow())
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(_revoke_elsewhere())
+    revoked_at = time.monotonic()
+    while alice.client.get("/api/v1/traces").status_code == 200:
+        assert time.monotonic() - revoked_at < 1.5, "a revoked key still worked after 1.5 s"
+        time.sleep(0.05)
+    assert alice.client.get("/api/v1/traces").status_code == 401

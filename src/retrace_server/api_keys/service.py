@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from retrace_server.api_keys.schemas import ApiKeyCreated, ApiKeyStatus
+from retrace_server.auth import recent_keys
 from retrace_server.auth.keys import active_key, issue_key
 from retrace_server.auth.models import ApiKey, User
 from retrace_server.db.engine import Database
@@ -17,6 +18,7 @@ async def create(db: Database, *, user_id: str) -> ApiKeyCreated:
         # Serialises concurrent rotations of one user so that exactly one key stays active.
         await session.execute(select(User.id).where(User.id == user_id).with_for_update())
         issued = await issue_key(session, user_id=user_id)
+    recent_keys.forget_user(user_id)
     return ApiKeyCreated(key=issued.key, prefix=issued.prefix, created_at=issued.created_at)
 
 
@@ -37,5 +39,6 @@ async def delete(db: Database, *, user_id: str) -> None:
             .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+    recent_keys.forget_user(user_id)
     if not result.rowcount:  # type: ignore[attr-defined]
         raise not_found("API key")

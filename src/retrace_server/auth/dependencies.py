@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from sqlalchemy import select, update
 
+from retrace_server.auth import recent_keys
 from retrace_server.auth.keys import hash_key
 from retrace_server.auth.models import ApiKey, User
 from retrace_server.auth.users import ensure_user
@@ -66,12 +67,16 @@ async def _auth_failed(request: Request, message: str) -> ApiError:
 
 
 async def _user_from_key(db: Database, key: str) -> CurrentUser | None:
+    key_hash = hash_key(key)
+    known = recent_keys.get(key_hash)
+    if known is not None:
+        return known
     async with db.read() as session:
         row = (
             await session.execute(
                 select(ApiKey.id, ApiKey.user_id, ApiKey.last_used_at, User.tier)
                 .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+                .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
             )
         ).first()
     if row is None:
@@ -80,7 +85,9 @@ async def _user_from_key(db: Database, key: str) -> CurrentUser | None:
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         async with db.write() as session:
             await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-    return CurrentUser(id=row.user_id, tier=row.tier, auth_method="api_key", api_key_id=row.id)
+    user = CurrentUser(id=row.user_id, tier=row.tier, auth_method="api_key", api_key_id=row.id)
+    recent_keys.remember(key_hash, user)
+    return user
 
 
 async def user_from_api_key(db: Database, key: str) -> CurrentUser | None:

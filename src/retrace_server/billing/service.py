@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from retrace_server.auth import recent_keys
 from retrace_server.auth.models import User
 from retrace_server.auth.users import get_user
 from retrace_server.billing.dodo import dodo_client, require_settings
@@ -150,6 +151,7 @@ async def _apply_event(session: AsyncSession, envelope: WebhookEnvelope, *, even
         # The end of a subscription the user no longer relies on.
         return "stale"
     user.tier = tier
+    recent_keys.forget_user(user.id)
     user.billing_event_at = event_at
     if subscription.customer and subscription.customer.customer_id:
         user.billing_customer_id = subscription.customer.customer_id
