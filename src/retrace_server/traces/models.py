@@ -73,6 +73,10 @@ class Span(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+# Every column of a span row but its integer key, which the database assigns.
+SPAN_ROW_COLUMNS = [c for c in Span.__table__.columns if c.key != "pk"]
+
+
 class TraceCount(Base):
     """Traces per user and status, kept by database triggers on `traces`."""
 

@@ -6,7 +6,6 @@ import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -16,12 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
 
-from retrace_server.db.engine import Database, json_text
-from retrace_server.db.types import UtcDateTime, sqlite_timestamp, utcnow
+from retrace_server.db.engine import Database
+from retrace_server.db.types import UtcDateTime, utcnow
 from retrace_server.errors import ApiError, not_found
 from retrace_server.jsonutil import dumps
 from retrace_server.pagination import Page
-from retrace_server.traces.models import Span, Trace, TraceCount, TraceName
+from retrace_server.traces import sqlite_ingest
+from retrace_server.traces.models import SPAN_ROW_COLUMNS, Span, Trace, TraceCount, TraceName
 from retrace_server.traces.schemas import SpanIn, TraceCreate, TraceFilters, TraceUpdate
 
 TraceStoredHook = Callable[[AsyncSession, str], Awaitable[None]]
@@ -147,7 +147,6 @@ def last_of_each_span(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # What a span's end reports; everything else about a span is known when it starts.
 SPAN_END_FIELDS = ("output", "ended_at", "duration_ms", "input_tokens", "output_tokens", "cost", "error")
-_SPAN_ROW_COLUMNS = [c for c in Span.__table__.columns if c.key != "pk"]
 
 
 async def stored_span_rows(
@@ -157,7 +156,7 @@ async def stored_span_rows(
     if not span_ids:
         return {}
     result = await session.execute(
-        select(*_SPAN_ROW_COLUMNS).where(Span.trace_id == trace_id, Span.id.in_(set(span_ids)))
+        select(*SPAN_ROW_COLUMNS).where(Span.trace_id == trace_id, Span.id.in_(set(span_ids)))
     )
     return {row.id: dict(row._mapping) for row in result}
 
@@ -310,11 +309,7 @@ async def create(
     )
     try:
         if db.is_sqlite and on_stored is None:
-            await db.write_sqlite_direct(
-                partial(_insert_direct, *_sqlite_params(values, rows)),
-                setup=_prepare_ingest,
-                one_statement=True,
-            )
+            await sqlite_ingest.insert_trace(db, values, rows)
         else:
             async with db.write() as session:
                 await session.execute(insert(Trace), values)
@@ -330,69 +325,6 @@ async def create(
         column.key: values[column.key if column.key != "metadata" else "metadata_"]
         for column in TRACE_COLUMNS
     }
-
-
-_TRACE_TABLE_COLUMNS = list(Trace.__table__.columns)
-
-
-def _span_field(column: Any) -> str:
-    """The SQL reading one column of a span row from `json_each` (see `_span_rows_json`)."""
-    path = f"value ->> '$.{column.name}'"
-    if isinstance(column.type, JSON):
-        return f"value -> '$.{column.name}'"  # JSON text, as the JSON columns store it
-    if isinstance(column.type, UtcDateTime):
-        # orjson leaves out zero microseconds; stored timestamps are fixed-width (`sqlite_timestamp`).
-        return f"CASE WHEN length({path}) = 20 THEN substr({path}, 1, 19) || '.000000Z' ELSE {path} END"
-    return path
-
-
-# A new trace and all its spans in one statement, through a view whose trigger writes both:
-# the writer thread takes the GIL once per request, instead of once per span (and statement)
-# while the event loop wants it too, and needs no savepoint, since SQLite undoes a failed
-# statement whole. The spans arrive as one JSON array of rows.
-_INGEST_COLUMNS = [c.name for c in _TRACE_TABLE_COLUMNS]
-_INGEST_VIEW_SQL = (
-    f"CREATE TEMP VIEW IF NOT EXISTS trace_ingest ({', '.join(_INGEST_COLUMNS)}, spans) "
-    f"AS SELECT {', '.join('NULL' for _ in _INGEST_COLUMNS)}, NULL"
-)
-_INGEST_TRIGGER_SQL = (
-    "CREATE TEMP TRIGGER IF NOT EXISTS trace_ingest_insert INSTEAD OF INSERT ON trace_ingest BEGIN "
-    f"INSERT INTO traces ({', '.join(_INGEST_COLUMNS)}) "
-    f"VALUES ({', '.join(f'new.{c}' for c in _INGEST_COLUMNS)}); "
-    f"INSERT INTO spans ({', '.join(c.name for c in _SPAN_ROW_COLUMNS)}) "
-    f"SELECT {', '.join(_span_field(c) for c in _SPAN_ROW_COLUMNS)} FROM json_each(new.spans); "
-    "END"
-)
-_INGEST_SQL = f"INSERT INTO trace_ingest VALUES ({', '.join('?' for _ in _INGEST_COLUMNS)}, ?)"
-
-
-def _prepare_ingest(connection: sqlite3.Connection) -> None:
-    connection.execute(_INGEST_VIEW_SQL)
-    connection.execute(_INGEST_TRIGGER_SQL)
-
-
-def _span_rows_json(spans: list[dict[str, Any]]) -> str:
-    return orjson.dumps(
-        spans, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
-    ).decode()
-
-
-def _sqlite_params(trace: dict[str, Any], spans: list[dict[str, Any]]) -> tuple[list[Any], str]:
-    """Statement parameters, built on the event loop so the writer thread only writes."""
-    trace_params = []
-    for column in _TRACE_TABLE_COLUMNS:
-        value = trace["metadata_" if column.name == "metadata" else column.name]
-        if isinstance(column.type, JSON):
-            value = json_text(value)
-        elif isinstance(value, datetime):
-            value = sqlite_timestamp(value)
-        trace_params.append(value)
-    return trace_params, _span_rows_json(spans)
-
-
-def _insert_direct(trace: list[Any], spans: str, connection: sqlite3.Connection) -> None:
-    """The SQLite fast path of `create`: the same rows, in one statement on the writer thread."""
-    connection.execute(_INGEST_SQL, (*trace, spans))
 
 
 def apply_update(trace: Trace, payload: TraceUpdate, *, now: datetime) -> None:
