@@ -25,6 +25,7 @@ MAX_GROUP = 64
 SWITCH_INTERVAL = 0.0002
 CHECKPOINT_EVERY = 0.5
 RESTART_FRAMES = 8192  # 32 MiB of 4 KiB pages
+UPKEEP_RETRY = 5.0
 Work = Callable[[sqlite3.Connection], Any]
 Setup = Callable[[sqlite3.Connection], None]
 """Prepares a connection for some work (temporary views and triggers), once per connection."""
@@ -175,10 +176,11 @@ class SqliteWriter:
         try:
             more = self._upkeep(connection)
         except Exception:
-            logger.exception("SQLite upkeep failed; it runs again in %.1f s", self._upkeep_every)
+            logger.exception("SQLite upkeep failed; it runs again in %.0f s", UPKEEP_RETRY)
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            more = False
+            self._upkeep_due = time.monotonic() + UPKEEP_RETRY
+            return
         self._upkeep_due = time.monotonic() + (0.0 if more else self._upkeep_every)
 
     @staticmethod
