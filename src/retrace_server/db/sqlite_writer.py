@@ -121,6 +121,8 @@ class SqliteWriter:
                         self._commit_group(connection, group)
                     if self._upkeep_is_due():
                         self._run_upkeep(connection)
+                    if self._checkpointer.restart_due():
+                        self._restart_log(connection)
                 if stopping:
                     return
         finally:
@@ -167,6 +169,12 @@ class SqliteWriter:
         # Checkpoints (copying the log into the database, with its fsyncs) are `_Checkpointer`'s.
         connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
+
+    def _restart_log(self, connection: sqlite3.Connection) -> None:
+        try:
+            self._checkpointer.restart(connection)
+        except sqlite3.Error:
+            logger.exception("Restarting the SQLite write-ahead log failed; it is tried again later")
 
     def _upkeep_is_due(self) -> bool:
         return self._upkeep is not None and time.monotonic() >= self._upkeep_due
@@ -219,17 +227,28 @@ class _Checkpointer:
     """Copies the write-ahead log into the database from a thread of its own, so that the
     writer never stops for it. A passive checkpoint waits for no reader or writer.
 
-    Under steady reads and writes a passive checkpoint never finds a moment with no reader in
-    the log, so the log never starts over: it grew by a gigabyte in 15 seconds of ingestion,
-    and writes slowed as it grew. Once it holds `RESTART_FRAMES` pages, a restarting checkpoint
-    waits for the readers of the moment (milliseconds), holding off writers meanwhile, so that
-    the next write starts the log from the top (its file cut back to `journal_size_limit`).
+    A passive checkpoint never starts the log over, and under steady writes no moment comes
+    when it could: the log grew by gigabytes in a minute of ingestion, and writes slowed as it
+    grew. Once it holds `RESTART_FRAMES` pages, the writer restarts it between two groups of
+    work (`restart_due`), when it holds no lock: that waits only for the readers of the moment
+    (milliseconds), and the next write starts the log from the top, its file cut back to
+    `journal_size_limit`. From this thread a restart starved: the writer took the lock back
+    after every commit.
     """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pages_in_log = 0
+
+    def restart_due(self) -> bool:
+        return self._pages_in_log >= RESTART_FRAMES
+
+    def restart(self, connection: sqlite3.Connection) -> None:
+        """Called by the writer, between transactions, on its own connection."""
+        self._pages_in_log = 0
+        connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     def start(self) -> None:
         self._stopping.clear()
@@ -248,9 +267,7 @@ class _Checkpointer:
             while not self._stopping.wait(CHECKPOINT_EVERY):
                 try:
                     connection = connection or self._connect()
-                    _, in_log, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if in_log >= RESTART_FRAMES:
-                        connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                    _, self._pages_in_log, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:
                     logger.exception("SQLite checkpoint failed; it runs again in %.1f s", CHECKPOINT_EVERY)
         finally:
