@@ -227,9 +227,9 @@ async def unindexed_matches(
 
 def _merge_unindexed(ranked: list[int], unindexed: list[tuple[int, int]], *, words: int) -> list[int]:
     """Unindexed spans holding every word lead; the rest follow the indexed matches."""
-    complete = [pk for pk, matched in unindexed if matched == words]
-    partial = [pk for pk, matched in unindexed if matched < words]
-    return complete + ranked + partial
+    every_word = [pk for pk, matched in unindexed if matched == words]
+    some_words = [pk for pk, matched in unindexed if matched < words]
+    return every_word + ranked + some_words
 
 
 async def _ranked_postgres(
