@@ -17,12 +17,16 @@ ENQUEUE_FOR_EMBEDDING = (
 )
 
 
-def fts_values(row: str) -> str:
+def fts_value_list(row: str) -> list[str]:
     """The indexed values of the span `row` (`new`, `old` or a table alias), in column order."""
-    return ", ".join(
+    return [
         f"substr({row}.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"{row}.{c}"
         for c in TEXT_COLUMNS
-    )
+    ]
+
+
+def fts_values(row: str) -> str:
+    return ", ".join(fts_value_list(row))
 
 
 def sqlite_text_changed() -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.types import UtcDateTime
-from retrace_server.search.fts_sql import FTS_CHARS, INDEXED_THROUGH, TEXT_COLUMNS
+from retrace_server.search.fts_sql import INDEXED_THROUGH, fts_value_list
 from retrace_server.search.schemas import SearchRequest
 
 MAX_TERMS = 32
@@ -205,10 +205,8 @@ async def unindexed_matches(
     """(pk, words matched) of the caller's spans not yet in the full-text index (`fts_backlog`),
     most words first, then newest."""
     params: dict[str, Any] = {"user_id": user_id, "depth": depth, "indexed_through": indexed_through}
-    columns = [
-        f"substr(s.{c}, 1, {FTS_CHARS})" if c in ("input", "output", "error") else f"s.{c}"
-        for c in TEXT_COLUMNS
-    ]
+    # The text the full-text index would hold for these spans.
+    columns = fts_value_list("s")
     tests = []
     for index, word in enumerate(words):
         params[f"w{index}"] = f"%{stem(word)}%"
