@@ -31,28 +31,25 @@ depends_on: str | Sequence[str] | None = None
 
 HNSW_DIM = 384
 
-_SQLITE_TEXT_CHANGED = sqlite_text_changed()
 _PG_TEXT_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TEXT_COLUMNS)
-_COLS = FTS_COLUMNS
 _NEW = fts_values("new")
 _OLD = fts_values("old")
-_ENQUEUE = ENQUEUE_FOR_EMBEDDING
 
 SQLITE_DDL = [
-    f"CREATE VIRTUAL TABLE spans_fts USING fts5({_COLS}, content='spans', content_rowid='pk', "
+    f"CREATE VIRTUAL TABLE spans_fts USING fts5({FTS_COLUMNS}, content='spans', content_rowid='pk', "
     # Column-level detail: no term positions to write, since queries never match phrases.
     "tokenize='porter unicode61', detail=column)",
     f"""CREATE TRIGGER spans_search_insert AFTER INSERT ON spans BEGIN
-        INSERT INTO spans_fts (rowid, {_COLS}) VALUES (new.pk, {_NEW});
-        {_ENQUEUE};
+        INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) VALUES (new.pk, {_NEW});
+        {ENQUEUE_FOR_EMBEDDING};
     END""",
-    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_SQLITE_TEXT_CHANGED} BEGIN
-        INSERT INTO spans_fts (spans_fts, rowid, {_COLS}) VALUES ('delete', old.pk, {_OLD});
-        INSERT INTO spans_fts (rowid, {_COLS}) VALUES (new.pk, {_NEW});
-        {_ENQUEUE};
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {sqlite_text_changed()} BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
+        INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) VALUES (new.pk, {_NEW});
+        {ENQUEUE_FOR_EMBEDDING};
     END""",
     f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
-        INSERT INTO spans_fts (spans_fts, rowid, {_COLS}) VALUES ('delete', old.pk, {_OLD});
+        INSERT INTO spans_fts (spans_fts, rowid, {FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
         DELETE FROM span_index_queue WHERE span_pk = old.pk;
     END""",
 ]
@@ -70,7 +67,7 @@ POSTGRES_DDL = [
     "CREATE INDEX ix_spans_search_document ON spans USING gin (search_document)",
     f"""CREATE FUNCTION retrace_enqueue_span() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        {_ENQUEUE.replace("new.pk", "NEW.pk")};
+        {ENQUEUE_FOR_EMBEDDING.replace("new.pk", "NEW.pk")};
         RETURN NULL;
     END $$""",
     "CREATE TRIGGER spans_index_insert AFTER INSERT ON spans FOR EACH ROW "
@@ -183,7 +180,9 @@ def upgrade() -> None:
         for statement in SQLITE_DDL:
             op.execute(statement)
         # Spans stored before this migration: index them lexically and queue them for embedding.
-        op.execute(f"INSERT INTO spans_fts (rowid, {_COLS}) SELECT pk, {fts_values('spans')} FROM spans")
+        op.execute(
+            f"INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) SELECT pk, {fts_values('spans')} FROM spans"
+        )
     elif dialect == "postgresql":
         for statement in POSTGRES_DDL:
             op.execute(statement)
