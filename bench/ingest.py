@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -129,6 +130,7 @@ def main() -> None:
             server_cpu = cpu_seconds(server.pid) - cpu_before
             busy_rss = rss_mb(server.pid)
             files = _sqlite_files_mb(url)
+            backlog = _full_text_backlog(url)
     backend = url.split(":", 1)[0]
     indexer = "on" if args.indexer else "off"
     print(f"backend={backend} clients={args.clients} spans/trace={args.spans} indexer={indexer}")
@@ -138,6 +140,19 @@ def main() -> None:
     print(f"server RSS: idle {idle_rss:.0f} MB, loaded {busy_rss:.0f} MB")
     if files:
         print(f"SQLite files after the run: database {files[0]:,.0f} MB, write-ahead log {files[1]:,.0f} MB")
+    if backlog is not None:
+        print(f"spans waiting for full-text indexing at the end: {backlog:,}")
+
+
+def _full_text_backlog(url: str) -> int | None:
+    """How far full-text indexing (which runs beside ingestion) trails the stored spans."""
+    if not url.startswith("sqlite"):
+        return None
+    with sqlite3.connect(url.split("///", 1)[1]) as db:
+        (pending,) = db.execute(
+            "SELECT coalesce(max(pk), 0) - (SELECT indexed_through FROM spans_fts_progress) FROM spans"
+        ).fetchone()
+    return int(pending)
 
 
 def _sqlite_files_mb(url: str) -> tuple[float, float] | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.support.server import ApiUser
@@ -288,7 +289,7 @@ def test_get_renders_every_span_field(alice: ApiUser) -> None:
 
 def test_pages_far_into_a_long_list(make_user: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     user = make_user()
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -303,3 +304,42 @@ def test_pages_far_into_a_long_list(make_user: Any) -> None:
         page = user.client.get("/api/v1/traces", params={"limit": 30, "offset": offset}).json()
         assert page["total"] == 2100
         assert [t["id"] for t in page["data"]] == newest_first[offset : offset + 30]
+
+
+def test_get_renders_every_trace_field(alice: ApiUser) -> None:
+    trace = _trace(
+        status="failed",
+        input={"question": "Wo ist mein Paket? 📦", "attempt": 2, "tags": ["a", None, 1.5]},
+        output=["partial", {"ok": False}],
+        metadata={"env": "prod", "nested": {"quote": 'say "hi"\n'}},
+        session_id="session-7",
+        error="RateLimitError: slow down",
+        lossy=True,
+        ended_at="2026-11-28T10:05:00.250Z",
+        spans=[_span(0)],
+    )
+    assert alice.client.post("/api/v1/traces", json=trace).status_code == 201
+    stored = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
+    expected = {k: v for k, v in trace.items() if k not in ("spans", "started_at", "ended_at")}
+    assert {k: stored[k] for k in expected} == expected
+    assert datetime.fromisoformat(stored["started_at"]) == datetime(2026, 11, 28, 10, tzinfo=UTC)
+    assert datetime.fromisoformat(stored["ended_at"]) == datetime(2026, 11, 28, 10, 5, 0, 250000, tzinfo=UTC)
+    assert stored["total_duration_ms"] == 300250
+
+
+def test_a_long_batch_is_stored_whole_or_not_at_all(alice: ApiUser) -> None:
+    """A first batch longer than one insert statement holds is still one write."""
+
+    def spans() -> list[dict[str, Any]]:
+        stamps = [f"2026-11-28T10:{i // 60:02d}:{i % 60:02d}Z" for i in range(300)]
+        return [_span(i, started_at=at, ended_at=None) for i, at in enumerate(stamps)]
+
+    trace = _trace(spans=spans())
+    r = alice.client.post("/api/v1/traces", json=trace)
+    assert r.status_code == 201, r.text
+    assert r.json()["span_count"] == 300
+    stored = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
+    assert [s["id"] for s in stored["spans"]] == [s["id"] for s in trace["spans"]]
+    again = alice.client.post("/api/v1/traces", json={**trace, "spans": spans()})
+    assert again.status_code == 409
+    assert alice.client.get(f"/api/v1/traces/{trace['id']}").json()["span_count"] == 300

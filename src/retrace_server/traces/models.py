@@ -46,7 +46,6 @@ class Span(Base):
     __table_args__ = (
         UniqueConstraint("trace_id", "id", name="uq_spans_trace_id_id"),
         Index("ix_spans_trace_started", "trace_id", "started_at"),
-        Index("ix_spans_user_started", "user_id", "started_at"),
     )
 
     # An integer row id lets full-text and vector indexes point at spans cheaply.

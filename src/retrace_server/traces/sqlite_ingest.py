@@ -1,86 +1,110 @@
 """The SQLite fast path of creating a trace: one statement on the writer thread.
 
-A new trace and all its spans go in through a temporary view whose trigger writes both, so the
-writer thread takes the GIL once per request instead of once per span (and statement) while the
-event loop wants it too, and needs no savepoint, since SQLite undoes a failed statement whole.
-The spans arrive as one JSON array of rows, encoded on the event loop by orjson.
+The trace and its spans go in as the rows of one multi-row `INSERT ... VALUES` into a temporary
+view, whose trigger stores the first row in `traces` and the rest in `spans`. Its parameters
+are built on the event loop; the writer thread then takes the GIL once per request, not once per
+span (as `executemany` does) or per statement, and a waiting writer is what limited ingestion.
+SQLite binds the values rather than parsing each span out of JSON text, which cost more than
+storing it. One statement needs no savepoint either: SQLite undoes a failed statement whole.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON
 
 from retrace_server.db.engine import Database, json_text
-from retrace_server.db.types import UtcDateTime, sqlite_timestamp
+from retrace_server.db.types import sqlite_timestamp
 from retrace_server.traces.models import SPAN_ROW_COLUMNS, Trace
 
+# Longer traces take more statements (under a savepoint); this bounds the statements to prepare.
+ROWS_PER_STATEMENT = 128
+
 _TRACE_TABLE_COLUMNS = list(Trace.__table__.columns)
+# (row key, JSON key, column): SQLAlchemy's names are a str subclass, which orjson refuses as keys.
+_TRACE_FIELDS_IN = [
+    ("metadata_" if c.name == "metadata" else c.name, str(c.name), c) for c in _TRACE_TABLE_COLUMNS
+]
+_SPAN_COLUMN_NAMES = [c.name for c in SPAN_ROW_COLUMNS]
+_JSON_SPAN_FIELDS = [i for i, c in enumerate(SPAN_ROW_COLUMNS) if isinstance(c.type, JSON)]
 
-
-def _span_field(column: Any) -> str:
-    """The SQL reading one column of a span row from `json_each` (see `_span_rows_json`)."""
-    path = f"value ->> '$.{column.name}'"
-    if isinstance(column.type, JSON):
-        return f"value -> '$.{column.name}'"  # JSON text, as the JSON columns store it
-    if isinstance(column.type, UtcDateTime):
-        # orjson leaves out zero microseconds; stored timestamps are fixed-width (`sqlite_timestamp`).
-        return f"CASE WHEN length({path}) = 20 THEN substr({path}, 1, 19) || '.000000Z' ELSE {path} END"
-    return path
-
-
-_INGEST_COLUMNS = [c.name for c in _TRACE_TABLE_COLUMNS]
-_INGEST_VIEW_SQL = (
-    f"CREATE TEMP VIEW IF NOT EXISTS trace_ingest ({', '.join(_INGEST_COLUMNS)}, spans) "
-    f"AS SELECT {', '.join('NULL' for _ in _INGEST_COLUMNS)}, NULL"
+_TRACE_FIELDS = [f"new.trace ->> '$.{c.name}'" for c in _TRACE_TABLE_COLUMNS]
+# The view's rows: a trace (as JSON in `trace`, span columns NULL) or a span (`trace` NULL).
+_VIEW_SQL = (
+    f"CREATE TEMP VIEW IF NOT EXISTS trace_ingest (trace, {', '.join(_SPAN_COLUMN_NAMES)}) "
+    f"AS SELECT NULL, {', '.join('NULL' for _ in _SPAN_COLUMN_NAMES)}"
 )
-_INGEST_TRIGGER_SQL = (
+_TRIGGER_SQL = (
     "CREATE TEMP TRIGGER IF NOT EXISTS trace_ingest_insert INSTEAD OF INSERT ON trace_ingest BEGIN "
-    f"INSERT INTO traces ({', '.join(_INGEST_COLUMNS)}) "
-    f"VALUES ({', '.join(f'new.{c}' for c in _INGEST_COLUMNS)}); "
-    f"INSERT INTO spans ({', '.join(c.name for c in SPAN_ROW_COLUMNS)}) "
-    f"SELECT {', '.join(_span_field(c) for c in SPAN_ROW_COLUMNS)} FROM json_each(new.spans); "
+    f"INSERT INTO traces ({', '.join(c.name for c in _TRACE_TABLE_COLUMNS)}) "
+    f"SELECT {', '.join(_TRACE_FIELDS)} "
+    "WHERE new.trace IS NOT NULL; "
+    f"INSERT INTO spans ({', '.join(_SPAN_COLUMN_NAMES)}) "
+    f"SELECT {', '.join(f'new.{name}' for name in _SPAN_COLUMN_NAMES)} WHERE new.trace IS NULL; "
     "END"
 )
-_INGEST_SQL = f"INSERT INTO trace_ingest VALUES ({', '.join('?' for _ in _INGEST_COLUMNS)}, ?)"
+_ROW_PLACEHOLDERS = f"({', '.join('?' for _ in range(len(_SPAN_COLUMN_NAMES) + 1))})"
+_TRACE_ROW_NULLS = [None] * len(_SPAN_COLUMN_NAMES)
 
 
-def _prepare_ingest(connection: sqlite3.Connection) -> None:
-    connection.execute(_INGEST_VIEW_SQL)
-    connection.execute(_INGEST_TRIGGER_SQL)
+@cache
+def _ingest_statement(rows: int) -> str:
+    return f"INSERT INTO trace_ingest VALUES {', '.join(_ROW_PLACEHOLDERS for _ in range(rows))}"
 
 
-def _span_rows_json(spans: list[dict[str, Any]]) -> str:
-    return orjson.dumps(
-        spans, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
-    ).decode()
+def _prepare(connection: sqlite3.Connection) -> None:
+    connection.execute(_VIEW_SQL)
+    connection.execute(_TRIGGER_SQL)
 
 
-def _sqlite_params(trace: dict[str, Any], spans: list[dict[str, Any]]) -> tuple[list[Any], str]:
-    """Statement parameters, built on the event loop so the writer thread only writes."""
-    trace_params = []
-    for column in _TRACE_TABLE_COLUMNS:
-        value = trace["metadata_" if column.name == "metadata" else column.name]
-        if isinstance(column.type, JSON):
-            value = json_text(value)
-        elif isinstance(value, datetime):
-            value = sqlite_timestamp(value)
-        trace_params.append(value)
-    return trace_params, _span_rows_json(spans)
+def _sqlite_value(column: Any, value: Any) -> Any:
+    """A value as SQLAlchemy would bind it to a SQLite column."""
+    if isinstance(column.type, JSON):
+        return json_text(value)
+    if isinstance(value, datetime):
+        return sqlite_timestamp(value)
+    return value
 
 
-def _insert(trace: list[Any], spans: str, connection: sqlite3.Connection) -> None:
-    connection.execute(_INGEST_SQL, (*trace, spans))
+def _trace_json(trace: dict[str, Any]) -> str:
+    row = {name: _sqlite_value(column, trace[key]) for key, name, column in _TRACE_FIELDS_IN}
+    return orjson.dumps(row).decode()
+
+
+def _span_values(row: dict[str, Any]) -> list[Any]:
+    values = [None, *(row[name] for name in _SPAN_COLUMN_NAMES)]
+    for index in _JSON_SPAN_FIELDS:
+        values[index + 1] = json_text(values[index + 1])
+    for index, value in enumerate(values):
+        if isinstance(value, datetime):
+            values[index] = sqlite_timestamp(value)
+    return values
+
+
+def _statements(trace: dict[str, Any], spans: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """(statement, parameters) pairs: the trace with its first spans, then the rest in chunks."""
+    rows = [[_trace_json(trace), *_TRACE_ROW_NULLS], *(_span_values(span) for span in spans)]
+    statements = []
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        statements.append((_ingest_statement(len(chunk)), [value for row in chunk for value in row]))
+    return statements
+
+
+def _insert(statements: list[tuple[str, list[Any]]], connection: sqlite3.Connection) -> None:
+    for statement, values in statements:
+        connection.execute(statement, values)
 
 
 async def insert_trace(db: Database, trace: dict[str, Any], spans: list[dict[str, Any]]) -> None:
     """Stores a new trace (`trace_row` values) and its span rows; raises sqlite3.IntegrityError
     when the trace id is taken."""
+    statements = _statements(trace, spans)
     await db.write_sqlite_direct(
-        partial(_insert, *_sqlite_params(trace, spans)), setup=_prepare_ingest, one_statement=True
+        partial(_insert, statements), setup=_prepare, one_statement=len(statements) == 1
     )
