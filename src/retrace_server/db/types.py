@@ -23,7 +23,8 @@ def utcnow() -> datetime:
 
 def sqlite_timestamp(value: datetime) -> str:
     """How SQLite stores a timestamp: fixed-width ISO 8601 UTC text, so text order is time order."""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 

@@ -74,10 +74,12 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _with_extras(metadata: dict[str, Any] | None, extras: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(metadata or {})
-    for key, value in extras.items():
-        merged.setdefault(key, value)
+def _with_extras(metadata: dict[str, Any] | None, extras: dict[str, Any] | None) -> dict[str, Any]:
+    """Metadata with a payload's unknown fields added (`model_extra`); metadata wins a clash."""
+    merged = dict(metadata) if metadata else {}
+    if extras:
+        for key, value in extras.items():
+            merged.setdefault(key, value)
     return merged
 
 
@@ -102,7 +104,7 @@ def span_rows(spans: Sequence[SpanIn], *, trace_id: str, user_id: str, now: date
                 "output_tokens": span.output_tokens,
                 "cost": span.cost,
                 "duration_ms": span.duration_ms,
-                "metadata": _with_extras(span.metadata, span.extras()),
+                "metadata": _with_extras(span.metadata, span.model_extra),
                 "agent_id": span.agent_id,
                 "parent_agent_id": span.parent_agent_id,
                 "agent_role": span.agent_role,
@@ -275,7 +277,7 @@ def trace_row(
         "status": payload.status,
         "input": payload.input,
         "output": payload.output,
-        "metadata_": _with_extras(payload.metadata, payload.extras()),
+        "metadata_": _with_extras(payload.metadata, payload.model_extra),
         "session_id": payload.session_id,
         "error": payload.error,
         "lossy": payload.lossy,

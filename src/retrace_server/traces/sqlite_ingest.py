@@ -13,13 +13,14 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 from functools import cache, partial
+from operator import itemgetter
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON
 
 from retrace_server.db.engine import Database, json_text
-from retrace_server.db.types import sqlite_timestamp
+from retrace_server.db.types import UtcDateTime, sqlite_timestamp
 from retrace_server.traces.models import SPAN_ROW_COLUMNS, Trace
 
 # Longer traces take more statements (under a savepoint); this bounds the statements to prepare.
@@ -31,7 +32,10 @@ _TRACE_FIELDS_IN = [
     ("metadata_" if c.name == "metadata" else c.name, str(c.name), c) for c in _TRACE_TABLE_COLUMNS
 ]
 _SPAN_COLUMN_NAMES = [c.name for c in SPAN_ROW_COLUMNS]
-_JSON_SPAN_FIELDS = [i for i, c in enumerate(SPAN_ROW_COLUMNS) if isinstance(c.type, JSON)]
+_span_fields = itemgetter(*_SPAN_COLUMN_NAMES)
+# Positions in a view row (after `trace`) of the values stored as JSON text and as timestamps.
+_JSON_SPAN_VALUES = [i + 1 for i, c in enumerate(SPAN_ROW_COLUMNS) if isinstance(c.type, JSON)]
+_TIME_SPAN_VALUES = [i + 1 for i, c in enumerate(SPAN_ROW_COLUMNS) if isinstance(c.type, UtcDateTime)]
 
 _TRACE_FIELDS = [f"new.trace ->> '$.{c.name}'" for c in _TRACE_TABLE_COLUMNS]
 # The view's rows: a trace (as JSON in `trace`, span columns NULL) or a span (`trace` NULL).
@@ -77,12 +81,13 @@ def _trace_json(trace: dict[str, Any]) -> str:
 
 
 def _span_values(row: dict[str, Any]) -> list[Any]:
-    values = [None, *(row[name] for name in _SPAN_COLUMN_NAMES)]
-    for index in _JSON_SPAN_FIELDS:
-        values[index + 1] = json_text(values[index + 1])
-    for index, value in enumerate(values):
-        if isinstance(value, datetime):
-            values[index] = sqlite_timestamp(value)
+    """A span's row of the view: `trace` (NULL), then its columns as SQLite stores them."""
+    values = [None, *_span_fields(row)]
+    for index in _JSON_SPAN_VALUES:
+        values[index] = json_text(values[index])
+    for index in _TIME_SPAN_VALUES:
+        if values[index] is not None:
+            values[index] = sqlite_timestamp(values[index])
     return values
 
 
