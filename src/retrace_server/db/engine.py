@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from retrace_server.config import Settings
-from retrace_server.db.sqlite_writer import Setup, SqliteWriter, Upkeep
+from retrace_server.db.sqlite_writer import SqliteWriter, Upkeep
 
 
 def json_text(value: Any) -> str:
@@ -114,11 +114,10 @@ class Database:
         self,
         work: Callable[[sqlite3.Connection], T],
         *,
-        setup: Setup | None = None,
         one_statement: bool = False,
     ) -> T:
         """Runs `work` in a SQLite transaction on the writer thread (see `SqliteWriter.run`)."""
-        result: T = await self._sqlite_writer().run(work, setup=setup, one_statement=one_statement)
+        result: T = await self._sqlite_writer().run(work, one_statement=one_statement)
         return result
 
     def start_sqlite_upkeep(self, upkeep: Upkeep, *, every: float) -> None:

@@ -28,8 +28,6 @@ RESTART_FRAMES = 8192  # 32 MiB of 4 KiB pages
 UPKEEP_RETRY = 5.0
 STATEMENT_CACHE = 256
 Work = Callable[[sqlite3.Connection], Any]
-Setup = Callable[[sqlite3.Connection], None]
-"""Prepares a connection for some work (temporary views and triggers), once per connection."""
 Upkeep = Callable[[sqlite3.Connection], bool]
 """Background work on the writer's connection that manages its own transactions; returns
 whether more remains."""
@@ -42,7 +40,6 @@ class _Job:
     work: Work
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-    setup: Setup | None
     one_statement: bool
 
 
@@ -59,17 +56,16 @@ class SqliteWriter:
         self._upkeep_due = 0.0
         self._checkpointer = _Checkpointer(self._open)
 
-    async def run(self, work: Work, *, setup: Setup | None = None, one_statement: bool = False) -> Any:
+    async def run(self, work: Work, *, one_statement: bool = False) -> Any:
         """Runs `work(connection)` inside a committed transaction; raises what it raised.
 
-        `setup` runs first on each new connection, outside any transaction. Work that
-        executes `one_statement` needs no savepoint, since SQLite undoes a failed statement
-        itself, nor a transaction of its own when nothing else is queued.
+        Work that executes `one_statement` needs no savepoint, since SQLite undoes a failed
+        statement itself, nor a transaction of its own when nothing else is queued.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._ensure_thread()
-        self._jobs.put(_Job(work, future, loop, setup, one_statement))
+        self._jobs.put(_Job(work, future, loop, one_statement))
         return await future
 
     def start_upkeep(self, upkeep: Upkeep, *, every: float) -> None:
@@ -97,7 +93,6 @@ class SqliteWriter:
 
     def _serve(self) -> None:
         connection: sqlite3.Connection | None = None
-        prepared: set[Setup] = set()
         try:
             while True:
                 group, stopping = self._next_group()
@@ -108,12 +103,7 @@ class SqliteWriter:
                         connection.close()
                         connection = None
                     try:
-                        if connection is None:
-                            connection, prepared = self._connect(), set()
-                        for job in group:
-                            if job.setup is not None and job.setup not in prepared:
-                                job.setup(connection)
-                                prepared.add(job.setup)
+                        connection = connection or self._connect()
                     except Exception as exc:
                         # Every waiting request gets the error; the next group tries again.
                         _settle_all(group, exc)
@@ -202,15 +192,8 @@ class SqliteWriter:
 
     @staticmethod
     def _commit_group(connection: sqlite3.Connection, group: list[_Job]) -> None:
-        if len(group) == 1 and group[0].one_statement:
-            # A statement outside a transaction commits itself: one GIL round trip, not three.
-            job = group[0]
-            try:
-                result = job.work(connection)
-            except Exception as exc:
-                _deliver(job, False, exc)
-            else:
-                _deliver(job, True, result)
+        if len(group) == 1:
+            _commit_alone(connection, group[0])
             return
         outcomes: list[tuple[bool, Any]] = []
         try:
@@ -292,6 +275,27 @@ class _Checkpointer:
         finally:
             if connection is not None:
                 connection.close()
+
+
+def _commit_alone(connection: sqlite3.Connection, job: _Job) -> None:
+    """Work that is alone in its group needs no savepoint, and one statement no transaction
+    either (it commits itself): each statement costs the writer a wait for the GIL."""
+    try:
+        if job.one_statement:
+            result = job.work(connection)
+        else:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = job.work(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+    except Exception as exc:
+        _deliver(job, False, exc)
+    else:
+        _deliver(job, True, result)
 
 
 def _settle_all(group: list[_Job], exc: Exception) -> None:

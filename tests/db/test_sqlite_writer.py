@@ -1,0 +1,83 @@
+"""The SQLite writer thread: each piece of work commits whole or not at all, alone or grouped."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from retrace_server.db.engine import SQLITE_PRAGMAS
+from retrace_server.db.sqlite_writer import SqliteWriter
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> SqliteWriter:
+    path = str(tmp_path / "writer.db")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL)")
+    return SqliteWriter(path, SQLITE_PRAGMAS)
+
+
+def _labels(writer: SqliteWriter) -> dict[int, str]:
+    with sqlite3.connect(writer._path) as db:
+        return dict(db.execute("SELECT id, label FROM items").fetchall())
+
+
+def _insert_one(item: int, label: str) -> Callable[[sqlite3.Connection], object]:
+    return lambda connection: connection.execute("INSERT INTO items VALUES (?, ?)", (item, label))
+
+
+def _insert_pair(first: int, second: int) -> Callable[[sqlite3.Connection], int]:
+    """Two statements; the second fails when `second` is taken."""
+
+    def work(connection: sqlite3.Connection) -> int:
+        connection.execute("INSERT INTO items VALUES (?, 'a')", (first,))
+        connection.execute("INSERT INTO items VALUES (?, 'b')", (second,))
+        return first
+
+    return work
+
+
+def test_lone_work_that_fails_midway_leaves_nothing(writer: SqliteWriter) -> None:
+    async def scenario() -> None:
+        assert await writer.run(_insert_pair(1, 2)) == 1
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.run(_insert_pair(3, 2))
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.run(_insert_one(1, "again"), one_statement=True)
+        await writer.run(_insert_one(4, "c"), one_statement=True)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert _labels(writer) == {1: "a", 2: "b", 4: "c"}
+
+
+def test_failures_in_a_crowd_undo_only_their_own_work(writer: SqliteWriter) -> None:
+    async def scenario() -> list[object]:
+        await writer.run(_insert_one(1000, "taken"), one_statement=True)
+        jobs = []
+        for n in range(1, 200):
+            # Every fifth piece of work collides with the taken id on its second statement.
+            jobs.append(writer.run(_insert_pair(n, 1000 if n % 5 == 0 else n + 500)))
+        for n in range(300, 400):
+            jobs.append(writer.run(_insert_one(n, "x"), one_statement=True))
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        writer.close()
+    failed = {
+        n for n, outcome in zip(range(1, 200), outcomes, strict=False) if isinstance(outcome, Exception)
+    }
+    assert failed == {n for n in range(1, 200) if n % 5 == 0}
+    labels = _labels(writer)
+    for n in range(1, 200):
+        assert (n in labels) == (n not in failed)
+        assert (n + 500 in labels) == (n not in failed)
+    assert all(labels[n] == "x" for n in range(300, 400))
