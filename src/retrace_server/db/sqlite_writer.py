@@ -3,7 +3,8 @@
 A session hops threads once per statement while it holds the write lock; here each piece of
 work runs in one hop, and everything queued meanwhile shares one transaction (one WAL commit).
 Each piece runs under its own savepoint, so one failure (a duplicate id, say) fails only its own
-request. Between groups the thread does upkeep that batches well, such as full-text indexing.
+request; a piece alone in its group needs none. Between groups the thread does upkeep that
+batches well, such as full-text indexing.
 """
 
 from __future__ import annotations
