@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sqlite3
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from _server import cpu_seconds, rss_mb, serve
+from retrace_server.search import fts_index
 
 PROMPT = (
     "You are a support agent for an online shop. The customer asks about order {n}: it was "
@@ -148,9 +150,11 @@ def _full_text_backlog(url: str) -> int | None:
     """How far full-text indexing (which runs beside ingestion) trails the stored spans."""
     if not url.startswith("sqlite"):
         return None
-    with sqlite3.connect(url.split("///", 1)[1]) as db:
-        (pending,) = db.execute(
-            "SELECT coalesce(max(pk), 0) - (SELECT indexed_through FROM spans_fts_progress) FROM spans"
+    database = url.split("///", 1)[1]
+    with contextlib.closing(sqlite3.connect(fts_index.index_path(database))) as index:
+        index.execute("ATTACH DATABASE ? AS data", (database,))
+        (pending,) = index.execute(
+            "SELECT (SELECT coalesce(max(pk), 0) FROM data.spans) - indexed_through FROM spans_fts_progress"
         ).fetchone()
     return int(pending)
 

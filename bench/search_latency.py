@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import random
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -34,7 +33,7 @@ from retrace_server.embeddings.store import to_blob
 from retrace_server.embeddings.worker import SpanIndexer
 from retrace_server.memory.models import Memory, MemoryVector
 from retrace_server.memory.service import normalised_hash
-from retrace_server.search import fts_backlog
+from retrace_server.search import fts_index
 from retrace_server.traces import service as traces
 from retrace_server.traces.schemas import TraceCreate
 
@@ -190,10 +189,8 @@ async def load(url: str, *, spans: int, memories: int) -> None:
         await load_spans(db, spans=spans, unique=spans // 10)
         print(f"stored {spans:,} spans in {time.perf_counter() - started:.0f}s")
         started = time.perf_counter()
-        with contextlib.closing(
-            sqlite3.connect(str(db.engine.url.database), isolation_level=None)
-        ) as connection:
-            while fts_backlog.index_pending(connection):
+        with contextlib.closing(fts_index.connect(str(db.engine.url.database))) as connection:
+            while fts_index.index_pending(connection):
                 pass
         print(f"full-text indexed them in {time.perf_counter() - started:.1f}s")
         indexed, hits, elapsed = await index_spans(db, embeddings)

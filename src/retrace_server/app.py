@@ -22,7 +22,7 @@ from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
-from retrace_server.search import fts_backlog
+from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
 from retrace_server.stream.router import router as stream_router
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
-        fts_backlog.start(app.state.db)
+        full_text_indexer = fts_index.start(app.state.db)
         app.state.rate_limits = make_rate_limits(settings)
         app.state.fork_runner = await open_runner(app.state.db)
         await start_embeddings(app, settings)
@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.unfreeze()
             await stop_embeddings(app)
             await app.state.fork_runner.shutdown()
+            if full_text_indexer is not None:
+                full_text_indexer.stop()
             await close_rate_limits(app.state.rate_limits)
             await app.state.db.dispose()
 

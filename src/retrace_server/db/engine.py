@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from retrace_server.config import Settings
-from retrace_server.db.sqlite_writer import SqliteWriter, Upkeep
+from retrace_server.db.sqlite_writer import SqliteWriter
 
 
 def json_text(value: Any) -> str:
@@ -119,10 +119,6 @@ class Database:
         """Runs `work` in a SQLite transaction on the writer thread (see `SqliteWriter.run`)."""
         result: T = await self._sqlite_writer().run(work, one_statement=one_statement)
         return result
-
-    def start_sqlite_upkeep(self, upkeep: Upkeep, *, every: float) -> None:
-        """Runs `upkeep` on the SQLite writer thread between writes (see `SqliteWriter.start_upkeep`)."""
-        self._sqlite_writer().start_upkeep(upkeep, every=every)
 
     def _sqlite_writer(self) -> SqliteWriter:
         if self._direct_writer is None:

@@ -3,8 +3,7 @@
 A session hops threads once per statement while it holds the write lock; here each piece of
 work runs in one hop, and everything queued meanwhile shares one transaction (one WAL commit).
 Each piece runs under its own savepoint, so one failure (a duplicate id, say) fails only its own
-request; a piece alone in its group needs none. Between groups the thread does upkeep that
-batches well, such as full-text indexing.
+request; a piece alone in its group needs none.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import queue
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +24,8 @@ MAX_GROUP = 64
 SWITCH_INTERVAL = 0.0002
 CHECKPOINT_EVERY = 0.5
 RESTART_FRAMES = 8192  # 32 MiB of 4 KiB pages
-UPKEEP_RETRY = 5.0
 STATEMENT_CACHE = 256
 Work = Callable[[sqlite3.Connection], Any]
-Upkeep = Callable[[sqlite3.Connection], bool]
-"""Background work on the writer's connection that manages its own transactions; returns
-whether more remains."""
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +46,6 @@ class SqliteWriter:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._upkeep: Upkeep | None = None
-        self._upkeep_every = 0.0
-        self._upkeep_due = 0.0
         self._checkpointer = _Checkpointer(self._open)
 
     async def run(self, work: Work, *, one_statement: bool = False) -> Any:
@@ -68,12 +59,6 @@ class SqliteWriter:
         self._ensure_thread()
         self._jobs.put(_Job(work, future, loop, one_statement))
         return await future
-
-    def start_upkeep(self, upkeep: Upkeep, *, every: float) -> None:
-        """Runs `upkeep` on the writer's connection between groups of work: at once while it
-        reports more to do, else after `every` seconds, and never more than `every` apart."""
-        self._upkeep, self._upkeep_every = upkeep, every
-        self._ensure_thread()
 
     def close(self) -> None:
         if self._thread is not None:
@@ -97,7 +82,7 @@ class SqliteWriter:
         try:
             while True:
                 group, stopping = self._next_group()
-                if group or self._upkeep_is_due():
+                if group:
                     if connection is not None and not self._still_open_file():
                         # The file was deleted or replaced: writing on would store into a file
                         # nobody can open again. Reopen (or fail the requests if that fails).
@@ -108,12 +93,8 @@ class SqliteWriter:
                     except Exception as exc:
                         # Every waiting request gets the error; the next group tries again.
                         _settle_all(group, exc)
-                        self._upkeep_due = time.monotonic() + self._upkeep_every
                         continue
-                    if group:
-                        self._commit_group(connection, group)
-                    if self._upkeep_is_due():
-                        self._run_upkeep(connection)
+                    self._commit_group(connection, group)
                     if self._checkpointer.restart_due():
                         self._restart_log(connection)
                 if stopping:
@@ -123,14 +104,8 @@ class SqliteWriter:
                 connection.close()
 
     def _next_group(self) -> tuple[list[_Job], bool]:
-        """Queued work (waiting for some only until upkeep is due), and whether to stop after it."""
-        if self._upkeep is None:
-            first = self._jobs.get()
-        else:
-            try:
-                first = self._jobs.get(timeout=max(0.0, self._upkeep_due - time.monotonic()))
-            except queue.Empty:
-                return [], False
+        """Queued work, and whether to stop after it."""
+        first = self._jobs.get()
         if first is None:
             return [], True
         group = [first]
@@ -175,21 +150,6 @@ class SqliteWriter:
             self._checkpointer.restart(connection)
         except sqlite3.Error:
             logger.exception("Restarting the SQLite write-ahead log failed; it is tried again later")
-
-    def _upkeep_is_due(self) -> bool:
-        return self._upkeep is not None and time.monotonic() >= self._upkeep_due
-
-    def _run_upkeep(self, connection: sqlite3.Connection) -> None:
-        assert self._upkeep is not None
-        try:
-            more = self._upkeep(connection)
-        except Exception:
-            logger.exception("SQLite upkeep failed; it runs again in %.0f s", UPKEEP_RETRY)
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            self._upkeep_due = time.monotonic() + UPKEEP_RETRY
-            return
-        self._upkeep_due = time.monotonic() + (0.0 if more else self._upkeep_every)
 
     @staticmethod
     def _commit_group(connection: sqlite3.Connection, group: list[_Job]) -> None:

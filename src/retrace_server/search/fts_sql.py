@@ -8,8 +8,12 @@ FTS_COLUMNS = ", ".join(TEXT_COLUMNS)
 # cost flat (the embedder reads far less than this anyway).
 FTS_CHARS = 8000
 
-# Spans with a primary key up to this one are in `spans_fts`; newer ones wait for the indexer.
-INDEXED_THROUGH = "(SELECT indexed_through FROM spans_fts_progress)"
+# The full-text index's file is attached to a searching connection under this name.
+INDEX_SCHEMA = "fts"
+# Spans with a primary key up to this one are in the index; newer ones wait for the indexer, as
+# do spans changed or deleted since its last pass (`spans_fts_changes`).
+INDEXED_THROUGH = f"(SELECT indexed_through FROM {INDEX_SCHEMA}.spans_fts_progress)"
+PENDING_CHANGES = "(SELECT span_pk FROM spans_fts_changes)"
 
 ENQUEUE_FOR_EMBEDDING = (
     "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "

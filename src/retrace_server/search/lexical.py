@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.types import UtcDateTime
-from retrace_server.search.fts_sql import INDEXED_THROUGH, fts_value_list
+from retrace_server.search import fts_index
+from retrace_server.search.fts_sql import INDEX_SCHEMA, INDEXED_THROUGH, PENDING_CHANGES, fts_value_list
 from retrace_server.search.schemas import SearchRequest
 
 MAX_TERMS = 32
@@ -111,15 +112,50 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
     words = terms(request.query)
     if not words:
         return []
-    postgres = session.get_bind().dialect.name == "postgresql"
-    indexed_through = 0
-    if postgres:
-        rank: Any = _ranked_postgres
-    else:
+    if session.get_bind().dialect.name == "postgresql":
+        return await _ranked(
+            session, _ranked_postgres, words=words, user_id=user_id, request=request, depth=depth
+        )
+    await _attach_index(session)
+    try:
         # One mark for both halves: a batch that lands between them neither hides a span nor
         # shows it twice.
         indexed_through = (await _run(session, f"SELECT {INDEXED_THROUGH}", {}))[0]
-        rank = partial(_ranked_sqlite, indexed_through=indexed_through)
+        any_word = await _ranked(
+            session,
+            partial(_ranked_sqlite, indexed_through=indexed_through),
+            words=words,
+            user_id=user_id,
+            request=request,
+            depth=depth,
+        )
+        unindexed = await unindexed_matches(
+            session,
+            words=words,
+            user_id=user_id,
+            request=request,
+            depth=depth,
+            indexed_through=indexed_through,
+        )
+    finally:
+        await session.execute(text(f"DETACH DATABASE {INDEX_SCHEMA}"))
+    return _merge_unindexed(any_word, unindexed, words=len(words))[:depth]
+
+
+async def _attach_index(session: AsyncSession) -> None:
+    """The index's file joins this read connection for one search. Attached for good, it would
+    join the write transactions the pooled connection later runs too, and take its lock."""
+    connection = await session.connection()
+    path = fts_index.index_path(str(connection.engine.url.database))
+    await connection.execute(text(f"ATTACH DATABASE :path AS {INDEX_SCHEMA}"), {"path": path})
+    if not (await connection.execute(text(fts_index.missing_schema(INDEX_SCHEMA)))).scalar():
+        for statement in fts_index.schema_ddl(INDEX_SCHEMA):
+            await connection.execute(text(statement))
+
+
+async def _ranked(
+    session: AsyncSession, rank: Any, *, words: list[str], user_id: str, request: SearchRequest, depth: int
+) -> list[int]:
     any_word, complete = await rank(
         session, all_words=False, words=words, user_id=user_id, request=request, depth=depth
     )
@@ -129,17 +165,7 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
         )
         seen = set(every_word)
         any_word = every_word + [pk for pk in any_word if pk not in seen]
-    if not postgres:
-        unindexed = await unindexed_matches(
-            session,
-            words=words,
-            user_id=user_id,
-            request=request,
-            depth=depth,
-            indexed_through=indexed_through,
-        )
-        any_word = _merge_unindexed(any_word, unindexed, words=len(words))
-    return any_word[:depth]
+    return list(any_word[:depth])
 
 
 async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
@@ -174,8 +200,9 @@ async def _ranked_sqlite(
     }
     # CROSS JOIN keeps the full-text index as the outer loop.
     matches = (
-        "FROM spans_fts CROSS JOIN spans s ON s.pk = spans_fts.rowid "
+        f"FROM {INDEX_SCHEMA}.spans_fts CROSS JOIN spans s ON s.pk = spans_fts.rowid "
         "WHERE spans_fts MATCH :query AND spans_fts.rowid <= :indexed_through "
+        f"AND spans_fts.rowid NOT IN {PENDING_CHANGES} "
         f"AND s.user_id = :user_id{_filters(request, params, alias='s')}"
     )
     floor = await _run(
@@ -202,8 +229,8 @@ async def unindexed_matches(
     depth: int,
     indexed_through: int,
 ) -> list[tuple[int, int]]:
-    """(pk, words matched) of the caller's spans not yet in the full-text index (`fts_backlog`),
-    most words first, then newest."""
+    """(pk, words matched) of the caller's spans the full-text index does not hold as they are
+    (new, or changed since the indexer's last pass: `fts_index`), most words first, then newest."""
     params: dict[str, Any] = {"user_id": user_id, "depth": depth, "indexed_through": indexed_through}
     # The text the full-text index would hold for these spans.
     columns = fts_value_list("s")
@@ -216,7 +243,8 @@ async def unindexed_matches(
     rows = await _rows(
         session,
         f"SELECT pk, matched FROM (SELECT s.pk, {' + '.join(tests)} AS matched FROM spans s "
-        f"WHERE s.pk > :indexed_through AND +s.user_id = :user_id{_filters(request, params, alias='s')}) "
+        f"WHERE (s.pk > :indexed_through OR s.pk IN {PENDING_CHANGES}) "
+        f"AND +s.user_id = :user_id{_filters(request, params, alias='s')}) "
         "WHERE matched > 0 ORDER BY matched DESC, pk DESC LIMIT :depth",
         params,
     )

@@ -21,7 +21,6 @@ from alembic import op
 from retrace_server.search.fts_sql import (
     ENQUEUE_FOR_EMBEDDING,
     FTS_COLUMNS,
-    INDEXED_THROUGH,
     fts_values,
     sqlite_text_changed,
 )
@@ -31,6 +30,7 @@ down_revision: str | Sequence[str] | None = "0005_search_memory"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+INDEXED_THROUGH = "(SELECT indexed_through FROM spans_fts_progress)"
 _INDEXED = f"old.pk <= {INDEXED_THROUGH}"
 _NEWEST_SPAN = "(SELECT coalesce(max(pk), 0) FROM spans)"
 

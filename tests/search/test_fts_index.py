@@ -1,5 +1,5 @@
-"""SQLite full-text indexing after the write: new spans are searched directly until their
-batch runs, and indexed spans stay current through updates and deletes."""
+"""SQLite full-text indexing beside the write, in a file of its own: new and changed spans are
+searched directly until the indexer's next pass, which makes the index current."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from retrace_server.config import Settings
 from retrace_server.db import migrate
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.service import EmbeddingService
-from retrace_server.search import fts_backlog
+from retrace_server.search import fts_index
 from retrace_server.search import service as search_service
 from retrace_server.search.schemas import SearchRequest
 from retrace_server.traces import service as traces
@@ -77,8 +77,8 @@ async def _found(db: Database, embeddings: EmbeddingService, query: str) -> list
 
 
 def _index_all(path: Path) -> None:
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        while fts_backlog.index_pending(connection, batch=2):
+    with contextlib.closing(fts_index.connect(str(path))) as connection:
+        while fts_index.index_pending(connection, batch=2):
             pass
 
 
@@ -88,7 +88,12 @@ def _sql(path: Path, query: str, *params: Any) -> list[Any]:
 
 
 def _fts_hits(path: Path, word: str) -> int:
-    return int(_sql(path, "SELECT count(*) FROM spans_fts WHERE spans_fts MATCH ?", word)[0][0])
+    with contextlib.closing(fts_index.connect(str(path))) as connection:
+        return int(
+            connection.execute("SELECT count(*) FROM spans_fts WHERE spans_fts MATCH ?", (word,)).fetchone()[
+                0
+            ]
+        )
 
 
 def test_new_spans_are_found_before_and_after_their_batch(run: Callable[..., Any], db_path: Path) -> None:
@@ -100,9 +105,9 @@ def test_new_spans_are_found_before_and_after_their_batch(run: Callable[..., Any
 
     _index_all(db_path)
     assert _fts_hits(db_path, "walrus") == 2
-    assert _sql(db_path, "SELECT indexed_through FROM spans_fts_progress") == _sql(
-        db_path, "SELECT max(pk) FROM spans"
-    )
+    with contextlib.closing(fts_index.connect(str(db_path))) as connection:
+        (indexed_through,) = connection.execute("SELECT indexed_through FROM spans_fts_progress").fetchone()
+    assert [(indexed_through,)] == _sql(db_path, "SELECT max(pk) FROM spans")
     after = run(_found, "walrus invoice")
     assert after == before  # found once, not once from the index and once from the backlog
 
@@ -117,7 +122,13 @@ def test_indexed_spans_follow_updates_and_deletes(run: Callable[..., Any], db_pa
         await traces.update_trace(db, user_id=USER, trace_id=trace_id, payload=payload)
 
     run(_rewrite)
+    # Before the indexer's pass the index holds the old text; search reads the span as it is.
+    assert (_fts_hits(db_path, "narwhal"), _fts_hits(db_path, "platypus")) == (1, 0)
+    assert run(_found, "narwhal") == []
+    assert run(_found, "platypus") == [span["id"]]
+    _index_all(db_path)
     assert (_fts_hits(db_path, "narwhal"), _fts_hits(db_path, "platypus")) == (0, 1)
+    assert _sql(db_path, "SELECT count(*) FROM spans_fts_changes") == [(0,)]
     assert run(_found, "narwhal") == []
     assert run(_found, "platypus") == [span["id"]]
 
@@ -125,6 +136,8 @@ def test_indexed_spans_follow_updates_and_deletes(run: Callable[..., Any], db_pa
         await traces.delete_trace(db, user_id=USER, trace_id=trace_id)
 
     run(_delete)
+    assert run(_found, "platypus") == []
+    _index_all(db_path)
     assert _fts_hits(db_path, "platypus") == 0
     assert run(_found, "platypus") == []
 
@@ -143,9 +156,20 @@ def test_a_reused_row_id_is_indexed(run: Callable[..., Any], db_path: Path) -> N
     replacement = _span("the axolotl arrived")
     run(_post, [replacement])
     assert _sql(db_path, "SELECT pk FROM spans WHERE id = ?", replacement["id"]) == [(top,)]
-    _index_all(db_path)
-    assert _fts_hits(db_path, "axolotl") == 1
+    assert run(_found, "short-lived") == []
     assert run(_found, "axolotl") == [replacement["id"]]
+    _index_all(db_path)
+    assert (_fts_hits(db_path, "axolotl"), _fts_hits(db_path, "short")) == (1, 0)
+    assert run(_found, "axolotl") == [replacement["id"]]
+
+
+def test_a_deleted_index_file_is_built_again(run: Callable[..., Any], db_path: Path) -> None:
+    run(_post, [_span(f"the quokka number {i}") for i in range(7)])
+    _index_all(db_path)
+    Path(fts_index.index_path(str(db_path))).unlink()
+    assert len(run(_found, "quokka")) == 7  # read directly meanwhile
+    _index_all(db_path)
+    assert _fts_hits(db_path, "quokka") == 7
 
 
 def test_a_serving_process_indexes_the_backlog(
