@@ -168,7 +168,7 @@ class FullTextIndexer:
                 try:
                     connection = connection or connect(self._database_path)
                     wait = 0.0 if index_pending(connection) else INTERVAL
-                except sqlite3.Error:
+                except Exception:
                     logger.exception("Full-text indexing failed; it runs again in %.0f s", RETRY)
                     if connection is not None:
                         connection.close()

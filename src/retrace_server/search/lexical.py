@@ -3,7 +3,9 @@ plus, on SQLite, the spans that wait for their full-text batch."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -116,8 +118,7 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
         return await _ranked(
             session, _ranked_postgres, words=words, user_id=user_id, request=request, depth=depth
         )
-    await _attach_index(session)
-    try:
+    async with _index_attached(session):
         # One mark for both halves: a batch that lands between them neither hides a span nor
         # shows it twice.
         indexed_through = (await _run(session, f"SELECT {INDEXED_THROUGH}", {}))[0]
@@ -137,20 +138,23 @@ async def ranked(session: AsyncSession, *, user_id: str, request: SearchRequest,
             depth=depth,
             indexed_through=indexed_through,
         )
-    finally:
-        await session.execute(text(f"DETACH DATABASE {INDEX_SCHEMA}"))
     return _merge_unindexed(any_word, unindexed, words=len(words))[:depth]
 
 
-async def _attach_index(session: AsyncSession) -> None:
+@contextlib.asynccontextmanager
+async def _index_attached(session: AsyncSession) -> AsyncIterator[None]:
     """The index's file joins this read connection for one search. Attached for good, it would
     join the write transactions the pooled connection later runs too, and take its lock."""
     connection = await session.connection()
     path = fts_index.index_path(str(connection.engine.url.database))
     await connection.execute(text(f"ATTACH DATABASE :path AS {INDEX_SCHEMA}"), {"path": path})
-    if not (await connection.execute(text(fts_index.missing_schema(INDEX_SCHEMA)))).scalar():
-        for statement in fts_index.schema_ddl(INDEX_SCHEMA):
-            await connection.execute(text(statement))
+    try:
+        if not (await connection.execute(text(fts_index.missing_schema(INDEX_SCHEMA)))).scalar():
+            for statement in fts_index.schema_ddl(INDEX_SCHEMA):
+                await connection.execute(text(statement))
+        yield
+    finally:
+        await connection.execute(text(f"DETACH DATABASE {INDEX_SCHEMA}"))
 
 
 async def _ranked(
