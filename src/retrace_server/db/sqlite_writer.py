@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from retrace_server.db.background import ConnectionLoop
+
 MAX_GROUP = 64
 SWITCH_INTERVAL = 0.0002
 CHECKPOINT_EVERY = 0.5
@@ -200,10 +202,20 @@ class _Checkpointer:
     """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pages_in_log = 0
+        self._loop = ConnectionLoop(
+            "retrace-sqlite-checkpoint",
+            connect=connect,
+            step=self._checkpoint,
+            first_wait=CHECKPOINT_EVERY,
+            retry=CHECKPOINT_EVERY,
+        )
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop()
 
     def restart_due(self) -> bool:
         return self._pages_in_log >= RESTART_FRAMES
@@ -213,29 +225,9 @@ class _Checkpointer:
         self._pages_in_log = 0
         connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
-    def start(self) -> None:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="retrace-sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self) -> None:
-        connection: sqlite3.Connection | None = None
-        try:
-            while not self._stopping.wait(CHECKPOINT_EVERY):
-                try:
-                    connection = connection or self._connect()
-                    _, self._pages_in_log, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    logger.exception("SQLite checkpoint failed; it runs again in %.1f s", CHECKPOINT_EVERY)
-        finally:
-            if connection is not None:
-                connection.close()
+    def _checkpoint(self, connection: sqlite3.Connection) -> float:
+        _, self._pages_in_log, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return CHECKPOINT_EVERY
 
 
 def _commit_alone(connection: sqlite3.Connection, job: _Job) -> None:

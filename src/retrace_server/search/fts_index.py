@@ -12,16 +12,13 @@ lacks: delete the file and it is built again.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
+from retrace_server.db.background import ConnectionLoop
 from retrace_server.db.engine import Database
 from retrace_server.search.fts_sql import FTS_COLUMNS, TEXT_COLUMNS, fts_values
-
-logger = logging.getLogger(__name__)
 
 INTERVAL = 0.25
 # About 50 ms of indexing per commit: bigger batches cost less per span.
@@ -140,48 +137,20 @@ def _apply_changes(
     return through
 
 
-class FullTextIndexer:
-    """Runs `index_pending` on a thread: at once while spans remain, else every `INTERVAL`."""
-
-    def __init__(self, database_path: str) -> None:
-        self._database_path = database_path
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        # The schema exists before any search attaches the file.
-        connect(self._database_path).close()
-        self._thread = threading.Thread(target=self._run, name="retrace-fts-indexer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self) -> None:
-        connection: sqlite3.Connection | None = None
-        wait = 0.0
-        try:
-            while not self._stopping.wait(wait):
-                try:
-                    connection = connection or connect(self._database_path)
-                    wait = 0.0 if index_pending(connection) else INTERVAL
-                except Exception:
-                    logger.exception("Full-text indexing failed; it runs again in %.0f s", RETRY)
-                    if connection is not None:
-                        connection.close()
-                    connection, wait = None, RETRY
-        finally:
-            if connection is not None:
-                connection.close()
-
-
-def start(db: Database) -> FullTextIndexer | None:
-    """Keeps the full-text index of a SQLite database current until `stop`."""
+def start(db: Database) -> ConnectionLoop | None:
+    """Keeps the full-text index of a SQLite database current until `stop`: a pass at once
+    while spans wait, else every `INTERVAL`."""
     if not db.is_sqlite:
         return None
-    indexer = FullTextIndexer(str(db.engine.url.database))
+    database_path = str(db.engine.url.database)
+    # The schema exists before any search attaches the file.
+    connect(database_path).close()
+    indexer = ConnectionLoop(
+        "retrace-fts-indexer",
+        connect=lambda: connect(database_path),
+        step=lambda connection: 0.0 if index_pending(connection) else INTERVAL,
+        first_wait=0.0,
+        retry=RETRY,
+    )
     indexer.start()
     return indexer
