@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -146,13 +145,16 @@ def main() -> None:
         print(f"spans waiting for full-text indexing at the end: {backlog:,}")
 
 
+def _sqlite_path(url: str) -> str | None:
+    return url.split("///", 1)[1] if url.startswith("sqlite") else None
+
+
 def _full_text_backlog(url: str) -> int | None:
     """How far full-text indexing (which runs beside ingestion) trails the stored spans."""
-    if not url.startswith("sqlite"):
+    database = _sqlite_path(url)
+    if database is None:
         return None
-    database = url.split("///", 1)[1]
-    with contextlib.closing(sqlite3.connect(fts_index.index_path(database))) as index:
-        index.execute("ATTACH DATABASE ? AS data", (database,))
+    with contextlib.closing(fts_index.connect(database)) as index:
         (pending,) = index.execute(
             "SELECT (SELECT coalesce(max(pk), 0) FROM data.spans) - indexed_through FROM spans_fts_progress"
         ).fetchone()
@@ -160,9 +162,10 @@ def _full_text_backlog(url: str) -> int | None:
 
 
 def _sqlite_files_mb(url: str) -> tuple[float, float] | None:
-    if not url.startswith("sqlite"):
+    database = _sqlite_path(url)
+    if database is None:
         return None
-    path = Path(url.split("///", 1)[1])
+    path = Path(database)
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size / 2**20, (wal.stat().st_size / 2**20 if wal.exists() else 0.0)
 

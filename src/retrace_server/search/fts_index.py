@@ -33,7 +33,6 @@ _DDL = [
     "indexed_through INTEGER NOT NULL, applied_change INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO {schema}.spans_fts_progress VALUES (1, 0, 0)",
 ]
-_OLD_TEXT = ", ".join(TEXT_COLUMNS)
 
 
 def index_path(database_path: str) -> str:
@@ -79,7 +78,7 @@ def index_pending(connection: sqlite3.Connection, *, batch: int = BATCH) -> bool
             "SELECT indexed_through, applied_change FROM main.spans_fts_progress"
         ).fetchone()
         changes = connection.execute(
-            f"SELECT seq, span_pk, {_OLD_TEXT} FROM data.spans_fts_changes WHERE seq > ? ORDER BY seq",
+            f"SELECT seq, span_pk, {FTS_COLUMNS} FROM data.spans_fts_changes WHERE seq > ? ORDER BY seq",
             (applied,),
         ).fetchall()
         (newest,) = connection.execute("SELECT coalesce(max(pk), 0) FROM data.spans").fetchone()

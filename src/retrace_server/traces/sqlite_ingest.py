@@ -10,7 +10,6 @@ spans in one statement took the GIL less often still, but cost the writer 80% mo
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
 from functools import cache, partial
 from operator import itemgetter
 from typing import Any
@@ -25,17 +24,11 @@ from retrace_server.traces.models import SPAN_ROW_COLUMNS, Trace
 ROWS_PER_STATEMENT = 128
 
 _TRACE_TABLE_COLUMNS = list(Trace.__table__.columns)
-# (key in a `trace_row`, column)
-_TRACE_FIELDS_IN = [("metadata_" if c.name == "metadata" else c.name, c) for c in _TRACE_TABLE_COLUMNS]
 _SPAN_COLUMN_NAMES = [c.name for c in SPAN_ROW_COLUMNS]
-_span_fields = itemgetter(*_SPAN_COLUMN_NAMES)
-# Positions in a span's values of those stored as JSON text and as timestamps.
-_JSON_SPAN_VALUES = [i for i, c in enumerate(SPAN_ROW_COLUMNS) if isinstance(c.type, JSON)]
-_TIME_SPAN_VALUES = [i for i, c in enumerate(SPAN_ROW_COLUMNS) if isinstance(c.type, UtcDateTime)]
 
 _TRACE_INSERT = (
     f"INSERT INTO traces ({', '.join(c.name for c in _TRACE_TABLE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _TRACE_FIELDS_IN)})"
+    f"VALUES ({', '.join('?' for _ in _TRACE_TABLE_COLUMNS)})"
 )
 _ROW_PLACEHOLDERS = f"({', '.join('?' for _ in _SPAN_COLUMN_NAMES)})"
 
@@ -48,28 +41,30 @@ def _spans_insert(rows: int) -> str:
     )
 
 
-def _sqlite_value(column: Any, value: Any) -> Any:
-    """A value as SQLAlchemy would bind it to a SQLite column."""
-    if isinstance(column.type, JSON):
-        return json_text(value)
-    if isinstance(value, datetime):
-        return sqlite_timestamp(value)
-    return value
+class _RowValues:
+    """A row's values in column order, as SQLAlchemy would bind them to SQLite: JSON columns as
+    JSON text, timestamps as fixed-width text."""
+
+    def __init__(self, columns: list[Any], keys: list[str]) -> None:
+        self._fields = itemgetter(*keys)
+        self._json = [i for i, c in enumerate(columns) if isinstance(c.type, JSON)]
+        self._times = [i for i, c in enumerate(columns) if isinstance(c.type, UtcDateTime)]
+
+    def __call__(self, row: dict[str, Any]) -> list[Any]:
+        values = list(self._fields(row))
+        for index in self._json:
+            values[index] = json_text(values[index])
+        for index in self._times:
+            if values[index] is not None:
+                values[index] = sqlite_timestamp(values[index])
+        return values
 
 
-def _trace_values(trace: dict[str, Any]) -> list[Any]:
-    return [_sqlite_value(column, trace[key]) for key, column in _TRACE_FIELDS_IN]
-
-
-def _span_values(row: dict[str, Any]) -> list[Any]:
-    """A span row's values in `SPAN_ROW_COLUMNS` order, as SQLite stores them."""
-    values = list(_span_fields(row))
-    for index in _JSON_SPAN_VALUES:
-        values[index] = json_text(values[index])
-    for index in _TIME_SPAN_VALUES:
-        if values[index] is not None:
-            values[index] = sqlite_timestamp(values[index])
-    return values
+# A `trace_row` holds the metadata column under `metadata_`; span rows key columns by name.
+_trace_values = _RowValues(
+    _TRACE_TABLE_COLUMNS, ["metadata_" if c.name == "metadata" else c.name for c in _TRACE_TABLE_COLUMNS]
+)
+_span_values = _RowValues(SPAN_ROW_COLUMNS, _SPAN_COLUMN_NAMES)
 
 
 def _statements(trace: dict[str, Any], spans: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:

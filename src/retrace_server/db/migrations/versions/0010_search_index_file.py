@@ -17,7 +17,13 @@ from typing import Any
 
 from alembic import op
 
-from retrace_server.search.fts_sql import ENQUEUE_FOR_EMBEDDING, TEXT_COLUMNS, fts_values, sqlite_text_changed
+from retrace_server.search.fts_sql import (
+    ENQUEUE_FOR_EMBEDDING,
+    FTS_COLUMNS,
+    TEXT_COLUMNS,
+    fts_values,
+    sqlite_text_changed,
+)
 
 revision: str = "0010_search_index_file"
 down_revision: str | Sequence[str] | None = "0008_lexical_backlog"
@@ -25,7 +31,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _RECORD_OLD_TEXT = (
-    f"INSERT INTO spans_fts_changes (span_pk, {', '.join(TEXT_COLUMNS)}) VALUES (old.pk, {fts_values('old')})"
+    f"INSERT INTO spans_fts_changes (span_pk, {FTS_COLUMNS}) VALUES (old.pk, {fts_values('old')})"
 )
 _TRIGGERS = ("spans_search_update", "spans_search_delete")
 
