@@ -14,6 +14,7 @@ from retrace_server.jsonutil import JsonResponse
 
 _STATUS_MESSAGES = {
     400: "Bad request",
+    402: "Payment required",
     401: "Authentication required: send `x-retrace-key: rt_live_...` or `Authorization: Bearer <jwt>`",
     403: "Forbidden",
     404: "Not found",
@@ -39,6 +40,48 @@ class ApiError(Exception):
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
+
+
+class DomainError(Exception):
+    """A service's refusal, in the service's own words; rendered once, as the error envelope.
+
+    Services raise these (or a domain's subclass, such as `TraceNotFound`) and never speak HTTP:
+    `status` is the only place a refusal meets its HTTP answer.
+    """
+
+    status = 400
+
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class InvalidInput(DomainError):
+    status = 400
+
+
+class NotFound(DomainError):
+    """Another user's resource is not found either: existence never leaks across users."""
+
+    status = 404
+
+    def __init__(self, what: str, *, message: str | None = None) -> None:
+        super().__init__(message or f"{what} not found")
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class PaymentRequired(DomainError):
+    status = 402
+
+
+class ServiceUnavailable(DomainError):
+    """A fault that passes (the database restarting): the client should retry after `Retry-After`."""
+
+    status = 503
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JsonResponse:
@@ -68,6 +111,10 @@ def format_location(loc: Sequence[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JsonResponse:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JsonResponse:
         return error_response(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
