@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from retrace_server.errors import DomainError
 from retrace_server.ingest.contract import TraceMode, WriteOutcome
+from retrace_server.ingest.errors import TraceExists, TraceNotFound
 from retrace_server.ingest.merge import (
     SpanTotals,
     changed_columns,
@@ -28,7 +29,6 @@ from retrace_server.ingest.merge import (
     updated_trace,
 )
 from retrace_server.pricing import PriceTable
-from retrace_server.traces.errors import TraceExists, TraceNotFound
 
 
 class TraceStore(Protocol):
