@@ -78,7 +78,12 @@ def _canonical_block(block: Any) -> Any:
     if kind == "text":
         return {"type": "text", "text": block.get("text")}
     if kind == "tool_use":
-        return {"type": "tool_use", "id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
+        return {
+            "type": "tool_use",
+            "id": block.get("id"),
+            "name": block.get("name"),
+            "input": block.get("input"),
+        }
     if kind == "tool_result":
         content = block.get("content")
         if isinstance(content, list):
@@ -171,7 +176,9 @@ def _called(messages: list[dict[str, Any]]) -> set[str]:
             names.add(str((call.get("function") or {}).get("name")))
         content = message.get("content")
         if isinstance(content, list):
-            names.update(str(b.get("name")) for b in content if isinstance(b, dict) and b.get("type") == "tool_use")
+            names.update(
+                str(b.get("name")) for b in content if isinstance(b, dict) and b.get("type") == "tool_use"
+            )
     return names
 
 
@@ -186,7 +193,9 @@ def next_tool_call(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         name = _tool_name(tool)
         if name in called:
             continue
-        schema = (tool.get("function") or {}).get("parameters") if "function" in tool else tool.get("input_schema")
+        schema = (
+            (tool.get("function") or {}).get("parameters") if "function" in tool else tool.get("input_schema")
+        )
         words = re.findall(r"\b[A-Z][a-zA-Z]+\b", _last_user_text(body.get("messages") or []))
         subject = words[-1] if words else "unknown"
         return name, {prop: subject for prop in sorted((schema or {}).get("properties") or {})}
@@ -201,7 +210,9 @@ def check_openai(body: dict[str, Any]) -> None:
     if not isinstance(messages, list) or not messages:
         raise RequestRefused("Invalid 'messages': empty array. Expected an array with minimum length 1.")
     if body.get("tool_choice") is not None and not body.get("tools"):
-        raise RequestRefused("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.")
+        raise RequestRefused(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
+        )
     for i, tool in enumerate(body.get("tools") or []):
         if tool.get("type") != "function" or not (tool.get("function") or {}).get("name"):
             raise RequestRefused(f"Missing required parameter: 'tools[{i}].function.name'.")
@@ -209,7 +220,9 @@ def check_openai(body: dict[str, Any]) -> None:
     for i, message in enumerate(messages):
         role = message.get("role")
         if role not in ("system", "developer", "user", "assistant", "tool"):
-            raise RequestRefused(f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool'.")
+            raise RequestRefused(
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool'."
+            )
         if role == "tool":
             if not message.get("tool_call_id"):
                 raise RequestRefused(f"Missing required parameter: 'messages[{i}].tool_call_id'.")
@@ -223,7 +236,8 @@ def check_openai(body: dict[str, Any]) -> None:
         if pending:
             raise RequestRefused(
                 "An assistant message with 'tool_calls' must be followed by tool messages responding to "
-                f"each 'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}"
+                "each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                + ", ".join(pending)
             )
         pending = []
         for j, call in enumerate(message.get("tool_calls") or [] if role == "assistant" else []):
@@ -235,7 +249,8 @@ def check_openai(body: dict[str, Any]) -> None:
     if pending:
         raise RequestRefused(
             "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}"
+            "'tool_call_id'. The following tool_call_ids did not have response messages: "
+            + ", ".join(pending)
         )
 
 
@@ -255,14 +270,19 @@ def check_anthropic(body: dict[str, Any]) -> None:
         role = message.get("role")
         if role not in ("user", "assistant"):
             raise RequestRefused(
-                f'messages.{i}.role: Input should be \'user\' or \'assistant\' (got "{role}"). The Messages API '
-                "accepts a top-level `system` parameter, not \"system\" as an input message role."
+                f"messages.{i}.role: Input should be 'user' or 'assistant' (got {role!r}). "
+                "The Messages API "
+                'accepts a top-level `system` parameter, not "system" as an input message role.'
             )
         content = message.get("content")
         blocks = content if isinstance(content, list) else []
         results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
         for j, block in enumerate(blocks):
-            if isinstance(block, dict) and block.get("type") == "tool_result" and block.get("tool_use_id") not in uses:
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "tool_result"
+                and block.get("tool_use_id") not in uses
+            ):
                 raise RequestRefused(
                     f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
                     f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
@@ -271,9 +291,9 @@ def check_anthropic(body: dict[str, Any]) -> None:
         missing = [u for u in uses if u not in {b.get("tool_use_id") for b in results}]
         if missing:
             raise RequestRefused(
-                f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block "
-                "in the next message."
+                f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                "`tool_result` block in the next message."
             )
         uses = (
             [str(b.get("id")) for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]

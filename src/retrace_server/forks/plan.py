@@ -137,7 +137,10 @@ class ReplayPlan:
             and self.changes.has_modified_input
             and isinstance(self.changes.modified_input, str)
         ):
-            body["messages"] = _replace_last_user_text(body["messages"], self.changes.modified_input)
+            text = self.changes.modified_input
+            body["messages"], replaced = _replace_last_user_text(body["messages"], text)
+            # Later steps carry the same conversation: they say the new text too.
+            self.subs.add(replaced, text)
         body, _ = protocols.translate(body, recorded.protocol, step.provider)
         if step.changes_apply:
             body["model"] = step.model
@@ -253,8 +256,8 @@ def _tool_content(value: Any) -> Any:
     return value if isinstance(value, str | list) else json.dumps(value)
 
 
-def _replace_last_user_text(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """The last user message with text (not only tool results) says `text` instead."""
+def _replace_last_user_text(messages: list[dict[str, Any]], text: str) -> tuple[list[dict[str, Any]], Any]:
+    """The last user message with text (not only tool results) says `text` instead; and what it said."""
     out = list(messages)
     for index in range(len(out) - 1, -1, -1):
         message = out[index]
@@ -266,5 +269,5 @@ def _replace_last_user_text(messages: list[dict[str, Any]], text: str) -> list[d
         ):
             continue
         out[index] = {**message, "content": text}
-        return out
-    return [*out, {"role": "user", "content": text}]
+        return out, content
+    return [*out, {"role": "user", "content": text}], None
