@@ -77,7 +77,7 @@ def _fork_and_replay(user: ApiUser, trace: dict[str, Any], step: int, **changes:
     assert r.status_code == 201, r.text
     r = user.client.post(f"/api/v1/forks/{r.json()['id']}/replay")
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def _kinds(trace: dict[str, Any]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ text cut at 1,000 characters comes from the fuller tool spans.
 from __future__ import annotations
 
 import ast
+import bisect
 import copy
 import json
 from dataclasses import dataclass, field
@@ -69,9 +70,12 @@ class TraceIndex:
     def __init__(self, spans: list[dict[str, Any]]) -> None:
         self.spans = spans
         self.position = {s["id"]: i for i, s in enumerate(spans)}
+        self.llm_steps = [i for i, s in enumerate(spans) if s["span_type"] == "llm_call"]
         self.calls_by_parent: dict[str, list[RecordedCall]] = {}
         self.calls: dict[str, RecordedCall] = {}
         self.results: dict[str, RecordedResult] = {}
+        # LLM step -> its whole recorded conversation (None: the recording cannot give it)
+        self.conversations: dict[int, list[dict[str, Any]] | None] = {}
         call_outputs: dict[str, RecordedResult] = {}
         for span in spans:
             call_id = _call_id(span)
@@ -94,7 +98,7 @@ class TraceIndex:
             self.results.setdefault(call_id, result)
 
     def llm_before(self, step: int) -> list[int]:
-        return [i for i in range(step) if self.spans[i]["span_type"] == "llm_call"]
+        return self.llm_steps[: bisect.bisect_left(self.llm_steps, step)]
 
 
 def _call_id(span: dict[str, Any]) -> str | None:
@@ -216,15 +220,8 @@ def _restore_omitted(
     tail = messages[len(head) :]
     start = len(head) + omitted  # where the kept tail sits in the whole conversation
     for earlier in reversed(index.llm_before(step)):
-        raw = index.spans[earlier].get("input")
-        previous, _ = _messages_and_options(raw)
-        left_out = raw.get("messages_omitted") if isinstance(raw, dict) else None
-        if isinstance(left_out, int) and left_out > 0:
-            try:
-                previous = _restore_omitted(index, earlier, previous, left_out)
-            except RebuildError:
-                continue
-        if len(previous) < start:
+        previous = _whole_conversation(index, earlier)
+        if previous is None or len(previous) < start:
             continue
         overlap = previous[start:]
         if len(overlap) > len(tail):
@@ -237,6 +234,27 @@ def _restore_omitted(
         f"the recording left out {omitted} earlier messages of this step (`messages_omitted`) "
         "and no earlier step holds them"
     )
+
+
+def _whole_conversation(index: TraceIndex, step: int) -> list[dict[str, Any]] | None:
+    """The recorded messages of an LLM step with the left-out ones put back (None when impossible).
+
+    Steps are restored in order and kept, so a long trace costs one pass, never a deep recursion.
+    """
+    for i in [*index.llm_before(step), step]:
+        if i in index.conversations:
+            continue
+        raw = index.spans[i].get("input")
+        messages, _ = _messages_and_options(raw)
+        omitted = raw.get("messages_omitted") if isinstance(raw, dict) else None
+        if isinstance(omitted, int) and omitted > 0:
+            try:
+                index.conversations[i] = _restore_omitted(index, i, messages, omitted)
+            except RebuildError:
+                index.conversations[i] = None
+        else:
+            index.conversations[i] = messages
+    return index.conversations[step]
 
 
 def _source_by_text(index: TraceIndex, step: int, content: Any, used: set[str], after: int) -> str | None:
