@@ -100,7 +100,7 @@ def anthropic_agent(question: str) -> str:
             return "".join(block.text for block in reply.content if block.type == "text")
         messages.append({"role": "assistant", "content": reply.content})
         results = [
-            {"type": "tool_result", "tool_use_id": use.id, "content": call_tool(use.name, dict(use.input))}  # type: ignore[arg-type]
+            {"type": "tool_result", "tool_use_id": use.id, "content": call_tool(use.name, dict(use.input))}
             for use in uses
         ]
         messages.append({"role": "user", "content": results})
