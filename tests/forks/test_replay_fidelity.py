@@ -324,3 +324,29 @@ def test_gemini_steps_fail_before_any_call(erin: ApiUser, llm: FakeLLMServer) ->
     assert "mode: agent" in done["error"]
     assert done["runs"][-1]["failed_step"]["index"] == 0
     assert len(llm.requests) == start
+
+
+def test_a_model_of_another_provider_gets_the_step_in_its_protocol(
+    recorded: dict[str, Any], erin: ApiUser, llm: FakeLLMServer
+) -> None:
+    """An OpenAI step moved to a Claude model goes out as a Messages request, and the OpenAI steps
+    after it carry its answer back as OpenAI tool calls."""
+    trace, sent = recorded["openai"]
+    start = len(llm.requests)
+    done = _fork_and_replay(erin, trace, 0, model="claude-3-5-haiku-20241022")
+    assert done["status"] == "completed", done
+    calls = llm.requests[start:]
+    assert [c["path"] for c in calls] == ["/v1/messages", "/v1/chat/completions", "/v1/chat/completions"]
+    first, second = calls[0]["body"], calls[1]["body"]
+    assert first["system"] == sent[0]["messages"][0]["content"]
+    assert first["messages"] == [{"role": "user", "content": "Is it warm in Paris?"}]
+    assert sorted(t["name"] for t in first["tools"]) == ["get_packing_list", "get_weather"]
+    assert all("input_schema" in t for t in first["tools"])
+    assert first["temperature"] == 0.2 and first["max_tokens"] == 300 and "seed" not in first
+    assistant = second["messages"][2]
+    assert assistant["role"] == "assistant"
+    assert [c["id"] for c in assistant["tool_calls"]] == [f"toolu_{digest_of(first)}"]
+    assert second["messages"][3]["tool_call_id"] == f"toolu_{digest_of(first)}"
+    result = erin.client.get(f"/api/v1/traces/{done['result_trace_id']}").json()
+    assert result["spans"][0]["model"] == "claude-3-5-haiku-20241022"
+    assert result["spans"][0]["metadata"]["provider"] == "anthropic"

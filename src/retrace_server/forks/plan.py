@@ -106,6 +106,8 @@ class ReplayPlan:
             and isinstance(self.changes.modified_input, dict)
         ):
             span_input = apply_modified_input(span_input, self.changes.modified_input)
+            if "messages" in self.changes.modified_input and isinstance(span_input, dict):
+                span_input.pop("messages_omitted", None)  # the fork gave the whole conversation
         try:
             recorded = rebuild(self.index, i, recorded_provider, span_input=span_input)
         except RebuildError as exc:

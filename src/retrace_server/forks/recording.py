@@ -359,6 +359,15 @@ def _repair_openai(
         if message.get("tool_calls"):
             first = index.calls.get(str(message["tool_calls"][0].get("id")))
             source = first.parent_id if first else None
+        elif tool_messages and all(str(t.get("tool_call_id")) in index.calls for t in tool_messages):
+            # The results kept their ids and the assistant turn lost its calls: the ids name them.
+            calls = [index.calls[str(t["tool_call_id"])] for t in tool_messages]
+            source = calls[0].parent_id
+            message = {
+                **message,
+                "content": message.get("content") or None,
+                "tool_calls": [_openai_call(c) for c in calls],
+            }
         elif tool_messages and not all(t.get("tool_call_id") for t in tool_messages):
             found = _match_calls(index, step, [t.get("content") for t in tool_messages], used, after)
             if found is None:
