@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
-from retrace_server.deps import DbDep
+from retrace_server.deps import DbDep, SettingsDep
+from retrace_server.enforcement import quota
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.pagination import PageDep
 from retrace_server.stream import cascade
@@ -26,11 +27,18 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such trac
     "",
     status_code=201,
     summary="Create a trace with optional batch spans",
-    responses={**ERRORS, 409: {"description": "A trace with this id exists"}, 413: {}, 415: {}},
+    responses={
+        **ERRORS,
+        402: {"description": "The plan's monthly trace limit is reached"},
+        409: {"description": "A trace with this id exists"},
+        413: {},
+        415: {},
+    },
     openapi_extra=body_schema(TraceCreate),
 )
-async def create_trace(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
+async def create_trace(request: Request, user: UserDep, db: DbDep, settings: SettingsDep) -> JsonResponse:
     payload = await parse_body(request, TraceCreate)
+    await quota.admit_trace(db, settings=settings, user_id=user.id, tier=user.tier, trace_id=payload.id)
     on_stored = cascade.agent_result_hook(payload, user_id=user.id)
     trace = await service.create(db, user_id=user.id, payload=payload, on_stored=on_stored)
     return JsonResponse(trace, status_code=201)
