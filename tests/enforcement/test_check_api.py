@@ -66,7 +66,7 @@ def test_run_budget_on_dollars_and_steps(alice: ApiUser) -> None:
     dollars = _run()
     assert _check(alice, dollars, span_id=_span(), proposed_usd=0.006)["verdict"] == "allow"
     answer = _check(alice, dollars, span_id=_span(), proposed_usd=0.006)
-    assert answer["verdict"] == "block" and "max_usd $0.0100" in answer["reason"]
+    assert answer["verdict"] == "block" and "max_usd $0.01" in answer["reason"]
     steps = _run()
     verdicts = [_check(alice, steps)["verdict"] for _ in range(4)]
     assert verdicts == ["allow", "allow", "allow", "block"]

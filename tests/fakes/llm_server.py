@@ -9,6 +9,10 @@ Markers in a message change its behaviour: `FAIL_PROVIDER` answers a 400 error, 
 `WAIT_FOR_GATE` holds the answer until the test calls `gate.set()` (a slow provider, without
 timing anything).
 
+A chat completion whose `tool_choice` names a function (`{"type": "function", "function":
+{"name": ...}}`) answers a call of that tool, with the last user message as its `request`
+argument, as a model told to use a tool does.
+
 `POST /v1/embeddings` answers hashed bag-of-words vectors: texts sharing words are close.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -48,6 +53,7 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.gate = threading.Event()
+        self._call_ids = itertools.count(1)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -98,6 +104,9 @@ class FakeLLMServer:
             return 400, {"error": {"message": failure, "type": "invalid_request_error", "code": None}}
         model = body.get("model", "gpt-4o-mini")
         messages = body.get("messages", [])
+        forced = ((body.get("tool_choice") or {}).get("function") or {}).get("name")
+        if isinstance(body.get("tool_choice"), dict) and forced:
+            return 200, self._tool_call(model, messages, forced)
         text = answer_for(messages, model)
         prompt_tokens, completion_tokens = usage_for(messages, text)
         return 200, {
@@ -107,6 +116,39 @@ class FakeLLMServer:
             "model": model,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _tool_call(self, model: str, messages: list[dict[str, Any]], tool: str) -> dict[str, Any]:
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
+        arguments = json.dumps({"request": _text(last_user.get("content"))})
+        prompt_tokens, completion_tokens = usage_for(messages, arguments)
+        return {
+            "id": f"chatcmpl-{int(time.time() * 1000)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": f"call_{next(self._call_ids)}",
+                                "type": "function",
+                                "function": {"name": tool, "arguments": arguments},
+                            }
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,

@@ -127,7 +127,7 @@ class Trip:
 
 
 def _money(value: float) -> str:
-    return f"${value:.4f}"
+    return "$" + (f"{value:.6f}".rstrip("0").rstrip(".") or "0")
 
 
 def _over(value: float, ceiling: Any) -> bool:
