@@ -8,7 +8,8 @@
   answers (`refund_order` among them is the risky step an approval policy holds);
 - `golden`: `retrace.mark_golden(<trace id>)` from the SDK.
 
-Prints one JSON line: the trace id, how it ended, and the SDK's enforcement error if one stopped it.
+Prints one JSON line: the trace id, how it ended, the SDK's enforcement error if one stopped it,
+and the server signals the SDK reported (`on_error`) while it ran.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ import retrace
 llm = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"] + "/v1", api_key="sk-test")
 MODEL = os.environ.get("AGENT_MODEL", "gpt-4o")
 recorded: dict[str, Any] = {}
+signals: list[dict[str, Any]] = []
+# Set on the configuration itself: `configure()` refuses the `rt_live_` keys this server still issues.
+retrace.config.get_config().on_error = lambda signal: signals.append(
+    {"code": signal.code, "message": signal.message, "retryable": signal.retryable}
+)
 
 
 def _tool(name: str) -> dict[str, Any]:
@@ -98,7 +104,7 @@ def main() -> None:
     except retrace.RetraceEnforcementError as exc:
         result.update(outcome="stopped", verdict=exc.verdict, reason=exc.reason, policy_id=exc.policy_id)
     retrace.shutdown()
-    print(json.dumps({"trace_id": recorded.get("trace_id"), **result}))
+    print(json.dumps({"trace_id": recorded.get("trace_id"), "signals": signals, **result}))
 
 
 if __name__ == "__main__":
