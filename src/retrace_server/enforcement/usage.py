@@ -12,9 +12,10 @@ only what it has more (a cost the server priced after the check, for instance).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select, update
@@ -35,6 +36,60 @@ class SpanUsage:
     tool_key: str | None = None
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The counting statements of one dialect, built once: their values are bound at execution,
+    so the compiled SQL is reused instead of compiled for every step."""
+
+    remember_spans: Any
+    add_to_run: Any
+    add_tool_calls: Any
+    add_to_periods: Any
+
+
+@lru_cache(maxsize=4)
+def _statements(dialect: str) -> _Statements:
+    insert = insert_for(dialect)
+    runs, spans, tools, periods = (
+        RunUsage.__table__,
+        RunSpan.__table__,
+        ToolCount.__table__,
+        PeriodUsage.__table__,
+    )
+    remember = insert(spans).on_conflict_do_nothing().returning(spans.c.span_id)
+    run = insert(runs)
+    tool = insert(tools)
+    period = insert(periods)
+    return _Statements(
+        remember_spans=remember,
+        add_to_run=run.on_conflict_do_update(
+            index_elements=[runs.c.user_id, runs.c.run_id],
+            set_={
+                "steps": runs.c.steps + run.excluded.steps,
+                "tokens": runs.c.tokens + run.excluded.tokens,
+                "usd": runs.c.usd + run.excluded.usd,
+                "updated_at": run.excluded.updated_at,
+            },
+        ).returning(runs.c.steps, runs.c.tokens, runs.c.usd, runs.c.scopes),
+        add_tool_calls=tool.on_conflict_do_update(
+            index_elements=[tools.c.user_id, tools.c.run_id, tools.c.tool_key],
+            set_={"count": tools.c.count + tool.excluded.count},
+        ).returning(tools.c.tool_key, tools.c.count.label("calls")),
+        add_to_periods=period.on_conflict_do_update(
+            index_elements=[periods.c.user_id, periods.c.scope],
+            set_={
+                "tokens": periods.c.tokens + period.excluded.tokens,
+                "usd": periods.c.usd + period.excluded.usd,
+                "updated_at": period.excluded.updated_at,
+            },
+        ).returning(periods.c.scope, periods.c.tokens, periods.c.usd),
+    )
+
+
+def _one_or_many(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    return rows[0] if len(rows) == 1 else rows
+
+
 async def _new_and_grown(
     session: AsyncSession, dialect: str, *, user_id: str, run_id: str, spans: Sequence[SpanUsage]
 ) -> tuple[list[SpanUsage], int, float]:
@@ -49,27 +104,12 @@ async def _new_and_grown(
         keyed[span.span_id] = span if seen is None else _larger(seen, span)
     if not keyed:
         return unkeyed, 0, 0.0
-    inserted = set(
-        (
-            await session.execute(
-                insert_for(dialect)(RunSpan)
-                .values(
-                    [
-                        {
-                            "user_id": user_id,
-                            "run_id": run_id,
-                            "span_id": s.span_id,
-                            "tokens": s.tokens,
-                            "usd": s.usd,
-                        }
-                        for s in keyed.values()
-                    ]
-                )
-                .on_conflict_do_nothing()
-                .returning(RunSpan.span_id)
-            )
-        ).scalars()
-    )
+    rows = [
+        {"user_id": user_id, "run_id": run_id, "span_id": s.span_id, "tokens": s.tokens, "usd": s.usd}
+        for s in keyed.values()
+    ]
+    result = await session.execute(_statements(dialect).remember_spans, _one_or_many(rows))
+    inserted = set(result.scalars())
     new = unkeyed + [s for span_id, s in keyed.items() if span_id in inserted]
     known = [s for span_id, s in keyed.items() if span_id not in inserted]
     extra_tokens, extra_usd = 0, 0.0
@@ -122,31 +162,25 @@ async def count(
     while a run is under way, or one that applies once the run's name is known, misses nothing
     the run had already used; a run going on past midnight adds only its new usage to the new day.
     """
+    statements = _statements(dialect)
     new, extra_tokens, extra_usd = await _new_and_grown(
         session, dialect, user_id=user_id, run_id=run_id, spans=spans
     )
     steps = len(new)
     tokens = sum(s.tokens for s in new) + extra_tokens
     usd = sum(s.usd for s in new) + extra_usd
-    insert = insert_for(dialect)
-    run_insert = insert(RunUsage).values(
-        user_id=user_id, run_id=run_id, steps=steps, tokens=tokens, usd=usd, scopes=[], updated_at=now
-    )
-    run = (
-        await session.execute(
-            run_insert.on_conflict_do_update(
-                index_elements=[RunUsage.user_id, RunUsage.run_id],
-                set_={
-                    "steps": RunUsage.steps + run_insert.excluded.steps,
-                    "tokens": RunUsage.tokens + run_insert.excluded.tokens,
-                    "usd": RunUsage.usd + run_insert.excluded.usd,
-                    "updated_at": run_insert.excluded.updated_at,
-                },
-            ).returning(RunUsage.steps, RunUsage.tokens, RunUsage.usd, RunUsage.scopes)
-        )
-    ).one()
+    run_values = {
+        "user_id": user_id,
+        "run_id": run_id,
+        "steps": steps,
+        "tokens": tokens,
+        "usd": usd,
+        "scopes": [],
+        "updated_at": now,
+    }
+    run = (await session.execute(statements.add_to_run, run_values)).one()
     tool_counts = await _count_tools(
-        session, insert, user_id=user_id, run_id=run_id, new=new, asked=tool_keys
+        session, statements, user_id=user_id, run_id=run_id, new=new, asked=tool_keys
     )
     periods: dict[str, tuple[int, float]] = {}
     if scopes:
@@ -161,17 +195,7 @@ async def count(
             }
             for scope in dict.fromkeys(scopes)
         ]
-        period_insert = insert(PeriodUsage).values(rows)
-        result = await session.execute(
-            period_insert.on_conflict_do_update(
-                index_elements=[PeriodUsage.user_id, PeriodUsage.scope],
-                set_={
-                    "tokens": PeriodUsage.tokens + period_insert.excluded.tokens,
-                    "usd": PeriodUsage.usd + period_insert.excluded.usd,
-                    "updated_at": period_insert.excluded.updated_at,
-                },
-            ).returning(PeriodUsage.scope, PeriodUsage.tokens, PeriodUsage.usd)
-        )
+        result = await session.execute(statements.add_to_periods, _one_or_many(rows))
         periods = {row.scope: (row.tokens, row.usd) for row in result}
         identities = {scope_identity(scope) for scope in periods}
         if not counted_scopes.issuperset(identities):
@@ -185,7 +209,7 @@ async def count(
 
 async def _count_tools(
     session: AsyncSession,
-    insert: Callable[[Any], Any],
+    statements: _Statements,
     *,
     user_id: str,
     run_id: str,
@@ -195,15 +219,10 @@ async def _count_tools(
     calls = Counter(s.tool_key for s in new if s.tool_key)
     counts: dict[str, int] = {}
     if calls:
-        tool_insert = insert(ToolCount).values(
-            [{"user_id": user_id, "run_id": run_id, "tool_key": key, "count": n} for key, n in calls.items()]
-        )
-        result = await session.execute(
-            tool_insert.on_conflict_do_update(
-                index_elements=[ToolCount.user_id, ToolCount.run_id, ToolCount.tool_key],
-                set_={"count": ToolCount.count + tool_insert.excluded.count},
-            ).returning(ToolCount.tool_key, ToolCount.count.label("calls"))
-        )
+        rows = [
+            {"user_id": user_id, "run_id": run_id, "tool_key": key, "count": n} for key, n in calls.items()
+        ]
+        result = await session.execute(statements.add_tool_calls, _one_or_many(rows))
         counts = {row.tool_key: row.calls for row in result}
     missing = [key for key in dict.fromkeys(asked) if key not in counts]
     if missing:
