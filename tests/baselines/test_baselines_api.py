@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from retrace_server.baselines import service
 from retrace_server.db.engine import Database
+from retrace_server.ingest import WriteOutcome
 from retrace_server.traces.models import Trace
 from tests.support.server import ApiUser, RunningServer
 
@@ -215,3 +216,32 @@ def test_the_completion_hook_stores_verdicts_that_lists_filter_on(
     # The baseline is gone: the stored verdict is what remains, without aligned steps.
     report = alice.client.get(f"/api/v1/traces/{passing}/regression").json()
     assert (report["verdict"], report["baseline_trace_id"], report["steps"]) == ("pass", baseline, None)
+
+
+def test_the_completion_hook_compares_ended_traces_in_the_background(
+    server: RunningServer, alice: ApiUser
+) -> None:
+    baseline = _record(alice, minute=0, tools=["lookup_order"])
+    _golden(alice, baseline)
+    ended = _record(alice, minute=1, tools=["lookup_order", "lookup_order"])
+    running = _record(alice, minute=2, tools=[], status="running")
+
+    async def commit_and_wait(db: Database) -> dict[str, dict[str, Any]]:
+        hook = service.completion_hook(db, server.settings)
+        await hook(
+            alice.id,
+            [
+                WriteOutcome(trace_id=ended, trace={"id": ended, "status": "completed"}),
+                WriteOutcome(trace_id=running, trace={"id": running, "status": "running"}),
+            ],
+        )
+        for _ in range(300):
+            briefs = await service.briefs_for_traces(db, user_id=alice.id, trace_ids=[ended, running])
+            if ended in briefs:
+                return briefs
+            await asyncio.sleep(0.1)
+        return {}
+
+    briefs = _with_db(server, commit_and_wait)
+    assert briefs[ended]["regression"]["verdict"] == "regressed"
+    assert running not in briefs

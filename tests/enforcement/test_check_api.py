@@ -123,7 +123,7 @@ def test_policies_apply_only_to_their_project_and_trace_name(alice: ApiUser) -> 
         "/api/v1/traces", json={"id": other, "name": "other", "started_at": "2026-12-01T10:00:00Z"}
     )
     assert _check(alice, other, tool_name="mv")["verdict"] == "allow"
-    # The SDK's project_id field lands in the trace's metadata, which scopes the run too.
+    # A stored trace's project scopes its run too.
     tagged = _run()
     alice.client.post(
         "/api/v1/traces",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, select
@@ -16,6 +17,7 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
 from retrace_server.errors import NotFound
+from retrace_server.ingest import WriteOutcome
 from retrace_server.traces import service as traces_service
 from retrace_server.traces.models import Trace
 
@@ -24,20 +26,10 @@ logger = logging.getLogger("retrace_server.baselines")
 _CHUNK = 500
 
 
-def project_of(metadata: Any, column: Any = None) -> str | None:
-    """A trace's project: its `project_id` column once traces have one, else what the SDK's
-    `project_id` field left in its metadata."""
-    if column:
-        return str(column)
-    if isinstance(metadata, dict) and metadata.get("project_id"):
-        return str(metadata["project_id"])
-    return None
-
-
 async def _trace_row(session: AsyncSession, *, user_id: str, trace_id: str) -> Any:
     row = (
         await session.execute(
-            select(Trace.id, Trace.name, Trace.status, Trace.metadata_, Trace.started_at).where(
+            select(Trace.id, Trace.name, Trace.status, Trace.project_id, Trace.started_at).where(
                 Trace.id == trace_id, Trace.user_id == user_id
             )
         )
@@ -52,7 +44,7 @@ def _golden_dict(trace: Any, mark: GoldenBaseline | None) -> dict[str, Any]:
         "trace_id": trace.id,
         "golden": mark is not None,
         "trace_name": trace.name,
-        "project_id": project_of(trace.metadata_),
+        "project_id": trace.project_id,
         "marked_at": mark.marked_at if mark is not None else None,
     }
 
@@ -73,7 +65,7 @@ async def update_golden(db: Database, *, user_id: str, trace_id: str, golden: bo
             user_id=user_id,
             trace_id=trace_id,
             name_key=trace.name or "",
-            project_key=project_of(trace.metadata_) or "",
+            project_key=trace.project_id or "",
             marked_at=utcnow(),
         )
         insert = insert_for(db.dialect)(GoldenBaseline).values(
@@ -117,7 +109,7 @@ async def _baseline_for(session: AsyncSession, *, user_id: str, run: Any) -> str
         .where(
             GoldenBaseline.user_id == user_id,
             GoldenBaseline.name_key == (run.name or ""),
-            GoldenBaseline.project_key == (project_of(run.metadata_) or ""),
+            GoldenBaseline.project_key == (run.project_id or ""),
             GoldenBaseline.trace_id != run.id,
             Trace.started_at <= run.started_at,
         )
@@ -140,10 +132,8 @@ async def _compare_and_store(
         return None
     try:
         baseline = await traces_service.get(db, user_id=user_id, trace_id=baseline_id)
-    except Exception as exc:
-        if getattr(exc, "status", None) == 404:
-            return None
-        raise
+    except NotFound:
+        return None
     comparison = compare(
         baseline, await traces_service.get(db, user_id=user_id, trace_id=trace_id), tolerance=tolerance
     )
@@ -197,6 +187,32 @@ async def review_completed(
             continue
         except Exception:
             logger.exception("Regression comparison of trace %s failed", trace_id)
+
+
+CommittedHook = Callable[[str, list[WriteOutcome]], Awaitable[None]]
+
+
+def completion_hook(db: Database, settings: Settings) -> CommittedHook:
+    """For `Ingestor.committed_hooks`: after a write that left traces ended (completed or failed),
+    compares them with their baselines in a task of their own, so the write's answer never waits
+    for a comparison (`GET .../regression` compares on demand meanwhile)."""
+    running: set[asyncio.Task[None]] = set()
+
+    async def compare_ended(user_id: str, outcomes: list[WriteOutcome]) -> None:
+        ended = [
+            outcome.trace_id
+            for outcome in outcomes
+            if outcome.ok
+            and outcome.trace is not None
+            and outcome.trace.get("status") not in (None, "running")
+        ]
+        if not ended:
+            return
+        task = asyncio.create_task(review_completed(db, settings=settings, user_id=user_id, trace_ids=ended))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return compare_ended
 
 
 async def get_regression(db: Database, *, settings: Settings, user_id: str, trace_id: str) -> dict[str, Any]:

@@ -283,27 +283,17 @@ def _scopes(rules: Iterable[Rule], now: datetime) -> list[str]:
     return [rule.scope(now) for rule in rules if rule.kind == "period_budget"]
 
 
-def project_of(trace_metadata: Any, column: Any = None) -> str | None:
-    """A trace's project: its `project_id` column once traces have one, else what the SDK's
-    `project_id` field left in its metadata."""
-    if column:
-        return str(column)
-    if isinstance(trace_metadata, dict) and trace_metadata.get("project_id"):
-        return str(trace_metadata["project_id"])
-    return None
-
-
 async def _trace_identity(
     session: AsyncSession, *, user_id: str, trace_id: str
 ) -> tuple[str | None, str | None]:
     row = (
         await session.execute(
-            select(Trace.name, Trace.metadata_).where(Trace.id == trace_id, Trace.user_id == user_id)
+            select(Trace.name, Trace.project_id).where(Trace.id == trace_id, Trace.user_id == user_id)
         )
     ).first()
     if row is None:
         return None, None
-    return row.name, project_of(row.metadata_)
+    return row.name, row.project_id
 
 
 # --- the ingest backstop ----------------------------------------------------------------------
@@ -363,14 +353,14 @@ async def _review_trace(
     async with db.write() as session:
         trace = (
             await session.execute(
-                select(Trace.name, Trace.status, Trace.metadata_).where(
+                select(Trace.name, Trace.status, Trace.project_id).where(
                     Trace.id == trace_id, Trace.user_id == user_id
                 )
             )
         ).first()
         if trace is None:
             return None
-        applicable = rules.applicable(project_id=project_of(trace.metadata_), trace_name=trace.name)
+        applicable = rules.applicable(project_id=trace.project_id, trace_name=trace.name)
         if not applicable:
             return None
         stored = await _stored_spans(session, user_id=user_id, trace_id=trace_id, span_ids=sorted(span_ids))

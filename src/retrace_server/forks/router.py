@@ -85,7 +85,7 @@ async def replay_fork(
             return JsonResponse(fork, status_code=200 if finished else 202)
     runner: ReplayRunner = request.app.state.fork_runner
     finished, fork = await replay.run(
-        db, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides
+        request.app.state.ingest, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides
     )
     return JsonResponse(fork, status_code=200 if finished else 202)
 

@@ -1,11 +1,12 @@
 """Guardrails: policies, the usage they count, holds, breaches, and monthly plan quotas.
 
 Revision ID: 0012_enforcement
-Revises: 0001_foundation
+Revises: 0011_ids_per_user
 Create Date: 2026-12-02
 
 Counters are keyed by user and run (a trace id), without foreign keys: they are written on the
 agent's hot path, and a trigger forgets a trace's counters and breaches when the trace is deleted.
+It follows 0011, which rebuilds `traces` on SQLite (and so drops the triggers on it).
 """
 
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012_enforcement"
-down_revision: str | Sequence[str] | None = "0001_foundation"
+down_revision: str | Sequence[str] | None = "0011_ids_per_user"
 branch_labels: str | Sequence[str] | None = ("enforcement",)
 depends_on: str | Sequence[str] | None = None
 

@@ -1,11 +1,12 @@
 """Golden baselines and the regression verdicts of runs compared with them.
 
 Revision ID: 0013_baselines
-Revises: 0001_foundation
+Revises: 0011_ids_per_user
 Create Date: 2026-12-02
 
 Both tables sit beside `traces` rather than adding columns to it; a trigger forgets a trace's
 golden mark and verdict when the trace is deleted, so a trace id used again starts clean.
+It follows 0011, which rebuilds `traces` on SQLite (and so drops the triggers on it).
 """
 
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013_baselines"
-down_revision: str | Sequence[str] | None = "0001_foundation"
+down_revision: str | Sequence[str] | None = "0011_ids_per_user"
 branch_labels: str | Sequence[str] | None = ("baselines",)
 depends_on: str | Sequence[str] | None = None
 
