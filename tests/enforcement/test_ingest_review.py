@@ -104,7 +104,7 @@ def test_denied_tools_and_loops_found_in_stored_spans(server: RunningServer, ali
     halted = _review(server, alice, [_write(loop_trace, looping)])
     assert halted[loop_trace].policy_id == loop["id"]
     assert "'search' was called 3 times" in halted[loop_trace].reason
-    removing = [_span("x", tool="rm", args=["/tmp/x"])]
+    removing = [_span("x", tool="rm", args=["./build"])]
     rm_trace = _store(alice, removing)
     assert _review(server, alice, [_write(rm_trace, removing)])[rm_trace].policy_id == deny["id"]
     fine = [_span("y", tool="ls")]
