@@ -24,9 +24,9 @@ from retrace_server.forks.executions import finish_statements, heartbeat_stateme
 from retrace_server.forks.models import Fork, ForkRun
 from retrace_server.forks.schemas import ForkCreate, Modifications
 from retrace_server.ingest import Ingestor, SpanPart, TraceWrite
+from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.pagination import Page
 from retrace_server.traces import service as traces_service
-from retrace_server.traces.errors import TraceNotFound
 
 # A running replay refreshes its heartbeat at every step and every HEARTBEAT_S while it waits on
 # a provider; one silent for STALE_AFTER was left by a process that died.
@@ -330,6 +330,23 @@ async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) 
         )
         await session.execute(update(Fork).where(Fork.id == fork_id).values(heartbeat_at=now))
     return await get(db, user_id=user_id, fork_id=fork_id)
+
+
+async def keep_replays_alive(session: AsyncSession, replaying: dict[str, str]) -> dict[str, str]:
+    """Of the executions a connected agent is replaying (by fork id), those still current and
+    running, with their heartbeats refreshed."""
+    running = (
+        await session.execute(
+            select(Fork.id).where(
+                Fork.id.in_(list(replaying)),
+                Fork.execution_id.in_(list(replaying.values())),
+                Fork.status == "running",
+            )
+        )
+    ).scalars()
+    alive = {fork_id: replaying[fork_id] for fork_id in running}
+    await heartbeat(session, sorted(alive))
+    return alive
 
 
 async def heartbeat(session: AsyncSession, fork_ids: list[str]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from retrace_server.errors import DomainError
 from retrace_server.ingest.contract import TraceMode, WriteOutcome
+from retrace_server.ingest.errors import TraceExists, TraceNotFound
 from retrace_server.ingest.merge import (
     SpanTotals,
     changed_columns,
@@ -28,7 +29,6 @@ from retrace_server.ingest.merge import (
     updated_trace,
 )
 from retrace_server.pricing import PriceTable
-from retrace_server.traces.errors import TraceExists, TraceNotFound
 
 
 class TraceStore(Protocol):
@@ -201,7 +201,9 @@ def _merged_spans(
     for index, (values, authority) in enumerate(write.spans):
         span_id = values["id"]
         positions[span_id] = index
-        merged[span_id] = merge_span(merged.get(span_id) or known.get(span_id), values, authority)
+        earlier = merged.get(span_id) or known.get(span_id)
+        # A part seen once and stored nowhere is the span as it stands (it was encoded for us).
+        merged[span_id] = values if earlier is None else merge_span(earlier, values, authority)
     rows = []
     changed = set()
     for span_id, row in merged.items():

@@ -22,9 +22,9 @@ from retrace_server.ingest import (
     TraceWrite,
     encode_span,
 )
+from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.stream.frames import Frame, SpanEnded, SpanStarted, TraceEnded, TraceStarted
 from retrace_server.traces import service as traces
-from retrace_server.traces.errors import TraceNotFound
 from retrace_server.traces.writes import create_write, span_parts, span_values, update_write, with_extras
 
 log = logging.getLogger("retrace_server.stream")

@@ -19,8 +19,8 @@ from sqlalchemy.sql.elements import ColumnElement, TextClause
 from retrace_server.db.engine import Database
 from retrace_server.db.types import UtcDateTime
 from retrace_server.ingest import Ingestor, TraceWrite, WriteOutcome, api_trace
+from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.pagination import Page
-from retrace_server.traces.errors import TraceNotFound
 from retrace_server.traces.models import Span, Trace, TraceCount, TraceName
 from retrace_server.traces.schemas import TraceCreate, TraceFilters, TraceUpdate
 from retrace_server.traces.writes import create_write, update_write
@@ -146,8 +146,8 @@ _TRACE_JSON = {
 }
 
 
-async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
-    """The trace with all its spans in start order, as the API's JSON answer."""
+async def get_json(db: Database, *, user_id: str, trace_id: str, spans: bool = True) -> bytes:
+    """The trace with all its spans in start order (or none), as the API's JSON answer."""
     statements = _STATEMENTS[db.dialect]
     params = {"user_id": user_id, "trace_id": trace_id}
     async with db.read() as session:
@@ -155,13 +155,15 @@ async def get_json(db: Database, *, user_id: str, trace_id: str) -> bytes:
         trace = (await connection.execute(statements["trace"], params)).scalar()
         if trace is None:
             raise TraceNotFound()
-        spans = ",".join((await connection.execute(statements["spans"], params)).scalars())
-    return b"".join((trace[:-1].encode(), b',"spans":[', spans.encode(), b"]}"))
+        if not spans:
+            return str(trace).encode()
+        rendered = ",".join((await connection.execute(statements["spans"], params)).scalars())
+    return b"".join((trace[:-1].encode(), b',"spans":[', rendered.encode(), b"]}"))
 
 
-async def get(db: Database, *, user_id: str, trace_id: str) -> dict[str, Any]:
+async def get(db: Database, *, user_id: str, trace_id: str, spans: bool = True) -> dict[str, Any]:
     """`get_json`, decoded: what other domains read (forks, tapes)."""
-    trace: dict[str, Any] = orjson.loads(await get_json(db, user_id=user_id, trace_id=trace_id))
+    trace: dict[str, Any] = orjson.loads(await get_json(db, user_id=user_id, trace_id=trace_id, spans=spans))
     return trace
 
 

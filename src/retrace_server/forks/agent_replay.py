@@ -20,14 +20,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from retrace_server.db.engine import Database
-from retrace_server.errors import ApiError, not_found
+from retrace_server.errors import ApiError
 from retrace_server.forks import service as forks
 from retrace_server.forks.hooks import numbered_by_sdk
 from retrace_server.forks.models import Fork
 from retrace_server.forks.replay import start_execution
 from retrace_server.forks.schemas import Modifications
 from retrace_server.stream.agents import agent_registry
-from retrace_server.traces.models import Trace
+from retrace_server.traces import service as traces
 
 ReplayMode = Literal["auto", "server", "agent"]
 _POLL_S = 0.2
@@ -65,17 +65,10 @@ async def replay_through_agent(
 
 
 async def _forked_trace_name(db: Database, *, user_id: str, fork_id: str) -> str | None:
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                select(Trace.name)
-                .join(Fork, Fork.trace_id == Trace.id)
-                .where(Fork.id == fork_id, Fork.user_id == user_id)
-            )
-        ).first()
-    if row is None:
-        raise not_found("Fork")
-    return row.name
+    fork = await forks.get(db, user_id=user_id, fork_id=fork_id)
+    trace = await traces.get(db, user_id=user_id, trace_id=fork["trace_id"], spans=False)
+    name: str | None = trace["name"]
+    return name
 
 
 def resume_frame(
