@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     dodo_webhook_secret: str | None = None
     dodo_pro_product_id: str | None = None
 
+    # Plan quotas (apply only when billing is configured: RETRACE_DODO_API_KEY)
+    plan_free_monthly_traces: int = Field(
+        10_000, ge=0, description="Traces a month on the Free plan; 0 = unlimited."
+    )
+    plan_pro_monthly_traces: int = Field(
+        0, ge=0, description="Traces a month on the Pro plan; 0 = unlimited."
+    )
+
+    # Golden baselines
+    regression_tolerance: float = Field(
+        0.1, ge=0, description="Share of a baseline's tokens or cost a later run may differ by unjudged."
+    )
+
     # Embeddings and search
     embedder: Literal["auto", "local", "openai", "none"] = Field(
         "auto", description="auto = local when installed, else none."

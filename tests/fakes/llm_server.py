@@ -17,6 +17,10 @@ Markers in a message change its behaviour: `FAIL_PROVIDER` answers a 400 error, 
 `WAIT_FOR_GATE` holds the answer until the test calls `gate.set()` (a slow provider, without
 timing anything).
 
+A chat completion whose `tool_choice` names a function (`{"type": "function", "function":
+{"name": ...}}`) answers a call of that tool, with the last user message as its `request`
+argument, as a model told to use a tool does.
+
 `POST /v1/embeddings` answers hashed bag-of-words vectors: texts sharing words are close.
 """
 
@@ -188,10 +192,12 @@ def next_tool_call(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     choice = body.get("tool_choice")
     if not tools or choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none"):
         return None
+    forced = _forced_tool(choice)
     called = _called(body.get("messages") or [])
     for tool in sorted(tools, key=_tool_name):
         name = _tool_name(tool)
-        if name in called:
+        # A forced tool is called whenever asked, again and again (an agent stuck in a loop).
+        if (forced is not None and name != forced) or (forced is None and name in called):
             continue
         schema = (
             (tool.get("function") or {}).get("parameters") if "function" in tool else tool.get("input_schema")
@@ -199,6 +205,18 @@ def next_tool_call(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         words = re.findall(r"\b[A-Z][a-zA-Z]+\b", _last_user_text(body.get("messages") or []))
         subject = words[-1] if words else "unknown"
         return name, {prop: subject for prop in sorted((schema or {}).get("properties") or {})}
+    return None
+
+
+def _forced_tool(choice: Any) -> str | None:
+    """The tool a request's `tool_choice` forces: OpenAI's {"type": "function", "function": {"name"}}
+    or Anthropic's {"type": "tool", "name"}."""
+    if not isinstance(choice, dict):
+        return None
+    if choice.get("type") == "function":
+        return (choice.get("function") or {}).get("name")
+    if choice.get("type") == "tool":
+        return choice.get("name")
     return None
 
 
