@@ -34,7 +34,9 @@ def main(how: str, key: str, base_url: str, llm_url: str) -> None:
     recorder = retrace.init(name="initialised-agent", api_key=key, base_url=base_url, transport="http")
     assert recorder is not None
     print(json.dumps({"trace_id": recorder.trace.id}), flush=True)
-    llm.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello from init"}])
+    llm.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello from init"}]
+    )
     retrace.shutdown(output="done")
 
 
