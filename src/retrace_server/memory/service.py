@@ -185,7 +185,9 @@ async def _check_source(db: Database, *, user_id: str, payload: MemoryCreate) ->
     if payload.source_trace_id is None:
         return
     try:
-        trace = await traces.get(db, user_id=user_id, trace_id=payload.source_trace_id)
+        trace = await traces.get(
+            db, user_id=user_id, trace_id=payload.source_trace_id, spans=payload.source_span_id is not None
+        )
     except (ApiError, NotFound) as exc:
         if exc.status != 404:
             raise
