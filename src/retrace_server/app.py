@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
 from retrace_server.auth.jwt import JwtVerifier
+from retrace_server.baselines import service as baselines_service
 from retrace_server.baselines.router import router as baselines_router
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
+from retrace_server.enforcement import service as enforcement_service
 from retrace_server.enforcement.router import router as enforcement_router
 from retrace_server.errors import install_error_handlers
 from retrace_server.forks import hooks as forks_hooks
@@ -48,14 +50,22 @@ def _keep_startup_objects_out_of_collections() -> None:
     gc.set_threshold(50_000, 10, 10)
 
 
+def _ingestor(db: Database, settings: Settings) -> Ingestor:
+    """The process's one writer of traces, with what higher domains do when a trace is stored."""
+    ingestor = Ingestor(db, prices=price_table(settings.model_prices))
+    ingestor.stored_hooks.append(forks_hooks.on_trace_stored)
+    ingestor.committed_hooks.append(enforcement_service.backstop_hook(db))
+    ingestor.committed_hooks.append(baselines_service.completion_hook(db, settings))
+    return ingestor
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
-        app.state.ingest = Ingestor(app.state.db, prices=price_table(settings.model_prices))
-        app.state.ingest.stored_hooks.append(forks_hooks.on_trace_stored)
+        app.state.ingest = _ingestor(app.state.db, settings)
         full_text_indexer = fts_index.start(app.state.db)
         app.state.rate_limits = make_rate_limits(settings)
         app.state.fork_runner = await open_runner(app.state.db, app.state.ingest)

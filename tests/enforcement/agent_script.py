@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import openai
@@ -90,6 +91,17 @@ def agent(mode: str, tools: list[str]) -> str:
     return reply.choices[0].message.content or ""
 
 
+def _await_signal() -> None:
+    """With AWAIT_SERVER_SIGNAL set, waits (up to 10 s) for the server's answer to be read: the SDK
+    stops reading its stream when it shuts down, so an agent that ends at once may exit before the
+    error frames it was sent are read, which a longer-lived agent would see."""
+    if not os.environ.get("AWAIT_SERVER_SIGNAL"):
+        return
+    deadline = time.monotonic() + 10
+    while not signals and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "golden":
@@ -103,6 +115,7 @@ def main() -> None:
         result["outcome"] = "finished"
     except retrace.RetraceEnforcementError as exc:
         result.update(outcome="stopped", verdict=exc.verdict, reason=exc.reason, policy_id=exc.policy_id)
+    _await_signal()
     retrace.shutdown()
     print(json.dumps({"trace_id": recorded.get("trace_id"), "signals": signals, **result}))
 

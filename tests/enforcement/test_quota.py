@@ -79,16 +79,14 @@ def test_the_sdk_reports_the_refused_upload(billed_server: RunningServer) -> Non
     assert "rejected (HTTP 402)" in log and "limit reached" in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stream admits traces through enforcement.quota.admit_trace once the integrator wires it",
-)
 def test_the_sdk_stream_reports_credits_exhausted(billed_server: RunningServer) -> None:
     user = create_user(billed_server)
     with FakeLLMServer() as llm:
         env = agent_env(
             billed_server, user, llm.url, RETRACE_TRANSPORT="ws", RETRACE_SERVER_ENFORCEMENT="false"
         )
-        results = [finish(start_agent(env, "tools", "lookup_order"))[0] for _ in range(3)]
+        results = [finish(start_agent(env, "tools", "lookup_order"))[0] for _ in range(2)]
+        last = {**env, "AWAIT_SERVER_SIGNAL": "1"}
+        results.append(finish(start_agent(last, "tools", "lookup_order"))[0])
     assert results[0]["signals"] == [] and results[1]["signals"] == []
     assert [s["code"] for s in results[2]["signals"]][:1] == ["credits_exhausted"]

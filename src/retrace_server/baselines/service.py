@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, select
@@ -17,7 +17,7 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
 from retrace_server.errors import NotFound
-from retrace_server.ingest import WriteOutcome
+from retrace_server.ingest import CommittedHook, TraceWrite, WriteOutcome
 from retrace_server.traces import service as traces_service
 from retrace_server.traces.models import Trace
 
@@ -189,16 +189,13 @@ async def review_completed(
             logger.exception("Regression comparison of trace %s failed", trace_id)
 
 
-CommittedHook = Callable[[str, list[WriteOutcome]], Awaitable[None]]
-
-
 def completion_hook(db: Database, settings: Settings) -> CommittedHook:
     """For `Ingestor.committed_hooks`: after a write that left traces ended (completed or failed),
     compares them with their baselines in a task of their own, so the write's answer never waits
     for a comparison (`GET .../regression` compares on demand meanwhile)."""
     running: set[asyncio.Task[None]] = set()
 
-    async def compare_ended(user_id: str, outcomes: list[WriteOutcome]) -> None:
+    async def compare_ended(user_id: str, _writes: list[TraceWrite], outcomes: list[WriteOutcome]) -> None:
         ended = [
             outcome.trace_id
             for outcome in outcomes

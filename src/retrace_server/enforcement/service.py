@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from retrace_server.db import faults
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
@@ -25,7 +26,7 @@ from retrace_server.enforcement.schemas import (
     policy_document,
 )
 from retrace_server.errors import InvalidInput, NotFound
-from retrace_server.ingest.contract import TraceWrite
+from retrace_server.ingest import CommittedHook, TraceWrite, WriteOutcome
 from retrace_server.pagination import Page
 from retrace_server.traces.models import Span, Trace
 
@@ -338,12 +339,31 @@ async def review_stored(db: Database, *, user_id: str, writes: Sequence[TraceWri
             if breach is not None:
                 halted[trace_id] = breach
         return halted
-    except Exception:
-        logger.exception("Enforcement review of stored traces failed for user %s", user_id)
+    except Exception as exc:
+        if faults.surface(exc) is None:  # an outage is logged once, by `faults`
+            logger.exception("Enforcement review of stored traces failed for user %s", user_id)
         return {}
 
 
 _CHUNK = 500
+
+
+def backstop_hook(db: Database) -> CommittedHook:
+    """For `Ingestor.committed_hooks`: every stored write is reviewed (`review_stored`), whatever
+    path it came by; a run that broke a block policy gets the note `halt` with the reason, which
+    the stream turns into a `halt` frame."""
+
+    async def review(user_id: str, writes: list[TraceWrite], outcomes: list[WriteOutcome]) -> None:
+        stored = [write for write, outcome in zip(writes, outcomes, strict=True) if outcome.ok]
+        if not stored:
+            return
+        breaches = await review_stored(db, user_id=user_id, writes=stored)
+        for outcome in outcomes:
+            breach = breaches.get(outcome.trace_id)
+            if breach is not None:
+                outcome.notes["halt"] = breach.reason
+
+    return review
 
 
 async def _review_trace(

@@ -7,7 +7,6 @@ REST create and PATCH, the stream, replays and OTLP all describe their writes in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 TraceMode = Literal["create", "update", "upsert"]
@@ -106,7 +105,9 @@ class WriteOutcome:
     trace: dict[str, Any] | None = None
     error: Exception | None = None
     created: bool = False
-    stored_at: datetime | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What hooks after the commit found about the trace (`halt`: a guardrail's reason to stop
+    the run); the caller tells its client."""
 
     @property
     def ok(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from retrace_server.db import faults
 from retrace_server.db.engine import Database
 from retrace_server.db.types import sqlite_timestamp, utcnow
 from retrace_server.errors import DomainError
@@ -27,8 +28,9 @@ from retrace_server.pricing import PriceTable
 
 log = logging.getLogger("retrace_server.ingest")
 
-CommittedHook = Callable[[str, list[WriteOutcome]], Awaitable[None]]
-"""Runs after a write commits, with the user id and the outcomes; its errors are logged only."""
+CommittedHook = Callable[[str, list[TraceWrite], list[WriteOutcome]], Awaitable[None]]
+"""Runs after a write commits, with the user id, the writes and their outcomes (in the same order);
+it may add `notes` to outcomes; its errors are logged only."""
 
 
 class Ingestor:
@@ -51,7 +53,7 @@ class Ingestor:
                 refused[index] = WriteOutcome(trace_id=write.trace_id, error=exc)
         stored = await self._store(user_id, prepared) if prepared else []
         outcomes = [refused[i] if i in refused else stored.pop(0) for i in range(len(writes))]
-        await self._after_commit(user_id, outcomes)
+        await self._after_commit(user_id, writes, outcomes)
         return outcomes
 
     async def delete(self, *, user_id: str, trace_id: str) -> bool:
@@ -78,16 +80,21 @@ class Ingestor:
                 async with self.db.engine.begin() as connection:
                     outcomes = await connection.run_sync(lambda sync: run(SqlStore(sync)))
         except DomainError as exc:
-            # A lone write raises, so that its transaction (not only a savepoint) is undone.
-            return [WriteOutcome(trace_id=prepared[0].trace_id, error=exc)]
+            # A lone write raises, so that its transaction (not only a savepoint) is undone; with
+            # several, only a fault of the database (each write refused alone is an outcome)
+            # gets here, and it failed them all.
+            return [WriteOutcome(trace_id=write.trace_id, error=exc) for write in prepared]
         return outcomes
 
-    async def _after_commit(self, user_id: str, outcomes: list[WriteOutcome]) -> None:
+    async def _after_commit(
+        self, user_id: str, writes: list[TraceWrite], outcomes: list[WriteOutcome]
+    ) -> None:
         for hook in self.committed_hooks:
             try:
-                await hook(user_id, outcomes)
-            except Exception:
-                log.exception("a hook after storing traces failed (user %s)", user_id)
+                await hook(user_id, writes, outcomes)
+            except Exception as exc:
+                if faults.surface(exc) is None:  # an outage is logged once, by `faults`
+                    log.exception("a hook after storing traces failed (user %s)", user_id)
 
 
 def prepare(write: TraceWrite) -> PreparedWrite:

@@ -7,6 +7,8 @@ import inspect
 from starlette.websockets import WebSocket
 
 from retrace_server.auth.dependencies import CurrentUser, user_from_api_key
+from retrace_server.enforcement import quota
+from retrace_server.enforcement.quota import QuotaExceeded
 from retrace_server.errors import ApiError
 from retrace_server.ratelimit.enforce import guard_authentication
 
@@ -43,12 +45,23 @@ async def count_auth_failure(websocket: WebSocket) -> None:
             await outcome
 
 
-async def admit_trace(websocket: WebSocket, user: CurrentUser) -> str | None:
-    """A streamed trace counts as one write when it starts; its frames are not counted one by one.
+async def admit_trace(websocket: WebSocket, user: CurrentUser, trace_id: str) -> str | None:
+    """A streamed trace counts as one write when it starts (its frames are not counted one by one),
+    and once against the plan's monthly quota.
 
-    Answers the refusal message when the user is over the limit (the SDK reads "Rate limit" in it
-    as a retryable rate-limit signal), else None.
+    Answers the refusal message when the user is over a limit, else None. The SDK reads "Rate limit"
+    in it as a retryable signal, and "limit reached" (the quota) as credits exhausted.
     """
+    try:
+        await quota.admit_trace(
+            websocket.app.state.db,
+            settings=websocket.app.state.settings,
+            user_id=user.id,
+            tier=user.tier,
+            trace_id=trace_id,
+        )
+    except QuotaExceeded as exc:
+        return exc.message
     limits = getattr(websocket.app.state, "rate_limits", None)
     if limits is None:
         return None

@@ -43,6 +43,8 @@ class StreamConnection:
         self._inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=INBOX_SIZE)
         self._send_lock = asyncio.Lock()
         self._open = True
+        self._faulted = False
+        self._halted: set[str] = set()
         self._last_heard = time.monotonic()
 
     async def serve(self) -> None:
@@ -58,7 +60,9 @@ class StreamConnection:
         )
         await self._send({"type": "auth_ok", "user_id": user.id, "acks": True, "resumable": auth.resumable})
         ingestor = StreamIngestor(
-            self._ws.app.state.ingest, user_id=user.id, admit_trace=lambda: admit_trace(self._ws, user)
+            self._ws.app.state.ingest,
+            user_id=user.id,
+            admit_trace=lambda trace_id: admit_trace(self._ws, user, trace_id),
         )
         reader = asyncio.create_task(self._read())
         storing = asyncio.create_task(self._store_inbox(ingestor, agent))
@@ -166,6 +170,8 @@ class StreamConnection:
                     finished = True
                     break
                 batch.append(message)
+            if self._faulted:
+                continue  # after a fault the client re-sends everything unacknowledged
             try:
                 await self._store(ingestor, batch, agent)
             except Exception:
@@ -185,13 +191,30 @@ class StreamConnection:
         if not parsed:
             return
         outcomes = await ingestor.ingest(parsed)
+        faulted = False
         for outcome in outcomes:
-            if outcome.error is None:
+            if outcome.fault is not None:
+                faulted = True
+                await self._send(outcome.fault)
+            elif outcome.error is None:
                 await self._send(frames.ack(outcome.frame.seq, outcome.frame.data_id))
             else:
                 await self._send(frames.error(outcome.error, seq=outcome.frame.seq))
+        for trace_id, reason in _halts(outcomes).items():
+            if trace_id not in self._halted:
+                self._halted.add(trace_id)
+                await self._send({"type": "halt", "data": {"reason": reason, "trace_id": trace_id}})
         if agent is not None:
             await self._agents.add_functions(agent, _started_trace_names(outcomes))
+        if faulted:
+            # The SDK re-sends unacknowledged frames only once it reconnects: ask it to.
+            await self._refuse_after_fault()
+
+    async def _refuse_after_fault(self) -> None:
+        self._faulted = True
+        with contextlib.suppress(Exception):
+            await self._ws.close(code=frames.FAULT_CLOSE_CODE, reason="database unavailable; reconnect")
+        self._open = False
 
     async def _keep_alive(self, reader: asyncio.Task[None], agent: AgentLink | None) -> None:
         interval = self._settings.stream_ping_interval_s
@@ -231,6 +254,11 @@ class StreamConnection:
                 await self._ws.send_text(dumps(frame).decode())
         except Exception:
             self._open = False
+
+
+def _halts(outcomes: list[Outcome]) -> dict[str, str]:
+    """The runs a guardrail stops, with the reason: each told once, after its frames' acks."""
+    return {o.frame.trace_id: o.halt for o in outcomes if o.halt and o.frame.trace_id}
 
 
 def _started_trace_names(outcomes: list[Outcome]) -> set[str]:

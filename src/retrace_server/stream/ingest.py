@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from retrace_server.db.faults import classify
 from retrace_server.db.types import utcnow
 from retrace_server.errors import DomainError
 from retrace_server.ingest import (
@@ -23,7 +24,14 @@ from retrace_server.ingest import (
     encode_span,
 )
 from retrace_server.ingest.errors import TraceNotFound
-from retrace_server.stream.frames import Frame, SpanEnded, SpanStarted, TraceEnded, TraceStarted
+from retrace_server.stream.frames import (
+    Frame,
+    SpanEnded,
+    SpanStarted,
+    TraceEnded,
+    TraceStarted,
+    fault_error_frame,
+)
 from retrace_server.traces import service as traces
 from retrace_server.traces.writes import create_write, span_parts, span_values, update_write, with_extras
 
@@ -32,18 +40,23 @@ log = logging.getLogger("retrace_server.stream")
 # Remembered per connection to route an old SDK's span_ended frames, which carry no trace id.
 _SPAN_ROUTES_KEPT = 10_000
 
-AdmitTrace = Callable[[], Awaitable[str | None]]
-"""Asked before a new trace is stored: an error message refuses it (rate limits)."""
+AdmitTrace = Callable[[str], Awaitable[str | None]]
+"""Asked with its id before a new trace is stored: an error message refuses it (rate limits,
+the plan's monthly quota)."""
 
 
 @dataclass
 class Outcome:
     frame: Frame
     error: str | None = None
+    fault: dict[str, Any] | None = None
+    """The error frame for a fault of the database: nothing was stored, the client re-sends."""
+    halt: str | None = None
+    """Why a guardrail stops this frame's run (the frame itself was stored)."""
 
     @property
     def stored(self) -> bool:
-        return self.error is None
+        return self.error is None and self.fault is None
 
 
 @dataclass
@@ -102,21 +115,35 @@ class StreamIngestor:
                 writes.append(self._write(work))
             except DomainError as exc:
                 trace_refusals[trace_id] = exc.message
+        trace_faults: dict[str, BaseException] = {}
+        halts: dict[str, str] = {}
         try:
             stored = await self._ingestor.write(user_id=self._user_id, writes=writes)
-        except Exception:
-            log.exception("could not store %d stream frames (user %s)", len(frames), self._user_id)
-            for write in writes:
-                trace_refusals[write.trace_id] = "Internal error: the frame was not stored; re-send it"
+        except Exception as exc:
+            if fault_error_frame(exc) is None:
+                log.exception("could not store %d stream frames (user %s)", len(frames), self._user_id)
+            trace_faults = {write.trace_id: exc for write in writes}
             stored = []
         for outcome in stored:
-            if outcome.error is not None:
+            if outcome.error is not None and classify(outcome.error) is not None:
+                trace_faults[outcome.trace_id] = outcome.error
+            elif outcome.error is not None:
                 trace_refusals[outcome.trace_id] = _refusal(outcome.trace_id, outcome.error)
+            elif "halt" in outcome.notes:
+                halts[outcome.trace_id] = outcome.notes["halt"]
 
         outcomes = []
         for index, frame in enumerate(frames):
-            message = refusals.get(index) or trace_refusals.get(frame.trace_id or "")
-            outcomes.append(Outcome(frame, message))
+            trace_id = frame.trace_id or ""
+            fault = trace_faults.get(trace_id)
+            if fault is not None and index not in refusals:
+                frame_for_fault = fault_error_frame(fault, seq=frame.seq)
+                if frame_for_fault is not None:
+                    outcomes.append(Outcome(frame, fault=frame_for_fault))
+                    continue
+                refusals[index] = "Internal error: the frame was not stored; re-send it"
+            message = refusals.get(index) or trace_refusals.get(trace_id)
+            outcomes.append(Outcome(frame, message, halt=halts.get(trace_id)))
         return outcomes
 
     async def _admit_new_traces(self, by_trace: dict[str, _TraceFrames]) -> dict[str, str]:
@@ -125,7 +152,7 @@ class StreamIngestor:
         known = await traces.existing(self._ingestor.db, user_id=self._user_id, trace_ids=starting)
         refusals = {}
         for trace_id in starting:
-            if trace_id not in known and (refusal := await self._admit_trace()) is not None:
+            if trace_id not in known and (refusal := await self._admit_trace(trace_id)) is not None:
                 refusals[trace_id] = refusal
         return refusals
 
