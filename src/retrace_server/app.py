@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
+from retrace_server.apidocs import install_api_docs
 from retrace_server.auth.jwt import JwtVerifier
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
@@ -21,7 +22,9 @@ from retrace_server.forks.runner import open_runner
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
+from retrace_server.openapi import install_openapi
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
+from retrace_server.schemas import HealthStatus
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Record, search, share, fork and replay AI-agent runs.",
         default_response_class=JsonResponse,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.jwt = JwtVerifier(settings)
@@ -75,9 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    @app.get("/health", summary="Liveness probe", tags=["meta"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/health", summary="Liveness probe", tags=["meta"], response_model=HealthStatus)
+    async def health() -> JsonResponse:
+        return JsonResponse({"status": "ok", "version": __version__})
 
     app.include_router(traces_router)
     app.include_router(api_keys_router)
@@ -88,4 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(memory_router)
     app.include_router(stream_router)
+    install_api_docs(app)
+    install_openapi(app)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+
 _ERROR_DESCRIPTIONS = {
     400: "Invalid body or parameters; the message names the field",
     401: "Missing or invalid credentials",
@@ -12,7 +14,8 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with the resource's current state",
     413: "Request body too large",
     415: "Unsupported media type",
-    429: "Rate limit exceeded; see Retry-After",
+    429: "Rate limit exceeded, or too many failed authentications from this address; see Retry-After",
+    502: "An upstream service refused the request or could not be reached",
     503: "The database is unavailable for a moment; retry after Retry-After",
 }
 
@@ -34,3 +37,47 @@ def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[st
             "content": {"application/json": {"schema": ERROR_SCHEMA}},
         }
     return responses
+
+
+def install_openapi(app: FastAPI) -> None:
+    """The app's OpenAPI document, as the server really answers.
+
+    - FastAPI advertises 422 on every route with parameters; this server turns validation errors
+      into 400 (declared per route), so 422 and its schemas are left out.
+    - Every error answer is the envelope, so every error response gets its schema here, and
+      every operation that takes credentials (the auth dependency declares its security
+      schemes) answers 401 and 429 (bad credentials, rate limits) without each route saying so.
+    - Request bodies that routes parse themselves (`body.body_schema`) carry their nested models
+      in `$defs`: they move to `components.schemas`, where their `$ref`s point.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if any(requirement for requirement in operation.get("security", [])):
+                    for code, response in error_responses(401, 429).items():
+                        responses.setdefault(str(code), response)
+                for code, response in responses.items():
+                    if code[0] in "45":
+                        response.setdefault("content", {"application/json": {"schema": ERROR_SCHEMA}})
+                        if not response.get("description"):
+                            response["description"] = _ERROR_DESCRIPTIONS.get(int(code), "Error")
+                body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+                for name, definition in body.get("schema", {}).pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+        for name in _VALIDATION_SCHEMAS:
+            schemas.pop(name, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")

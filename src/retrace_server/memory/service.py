@@ -18,7 +18,7 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal, store_cache_rows
 from retrace_server.embeddings.store import to_blob
-from retrace_server.errors import ApiError, not_found
+from retrace_server.memory.errors import MemoryContentTaken, MemoryNotFound
 from retrace_server.memory.models import Memory, MemoryVector
 from retrace_server.memory.schemas import MemoryCreate, MemoryFilters, MemorySearch
 from retrace_server.pagination import Page
@@ -96,11 +96,7 @@ async def _store(
         if keyed is None and same_content is not None:
             return same_content, False
         if keyed is not None and same_content is not None and same_content["id"] != keyed["id"]:
-            raise ApiError(
-                409,
-                f"The same content is already stored in scope {payload.scope!r} "
-                f"as memory {same_content['id']}",
-            )
+            raise MemoryContentTaken(scope=payload.scope, memory_id=same_content["id"])
         values = {
             "content": payload.content,
             "content_hash": digest,
@@ -198,7 +194,7 @@ async def get(db: Database, *, user_id: str, memory_id: str) -> dict[str, Any]:
     async with db.read() as session:
         memory = await _one(session, Memory.id == memory_id, Memory.user_id == user_id)
     if memory is None:
-        raise not_found("Memory")
+        raise MemoryNotFound()
     return memory
 
 
@@ -208,7 +204,7 @@ async def delete_memory(db: Database, *, user_id: str, memory_id: str) -> None:
             delete(Memory).where(Memory.id == memory_id, Memory.user_id == user_id)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise not_found("Memory")
+            raise MemoryNotFound()
 
 
 async def search(

@@ -13,7 +13,7 @@ from typing import Any
 
 import regex
 
-from retrace_server.errors import ApiError
+from retrace_server.tapes.errors import InvalidRedactionPattern
 
 CUSTOM_KIND = "custom"
 MAX_CUSTOM_PATTERNS = 20
@@ -88,8 +88,8 @@ class Redactor:
                 raise TimeoutError
             text, replaced = pattern.subn(placeholder(CUSTOM_KIND), text, timeout=remaining)
         except TimeoutError:
-            raise ApiError(
-                400, f"redact_patterns: {pattern.pattern!r} takes too long to match; simplify it"
+            raise InvalidRedactionPattern(
+                f"redact_patterns: {pattern.pattern!r} takes too long to match; simplify it"
             ) from None
         if replaced:
             self.counts[CUSTOM_KIND] += replaced
@@ -106,9 +106,11 @@ def compile_custom_patterns(sources: list[str]) -> list[regex.Pattern[str]]:
         try:
             pattern = regex.compile(source)
         except (regex.error, ValueError, OverflowError) as exc:
-            raise ApiError(400, f"redact_patterns[{index}]: invalid regular expression: {exc}") from None
+            raise InvalidRedactionPattern(
+                f"redact_patterns[{index}]: invalid regular expression: {exc}"
+            ) from None
         if pattern.fullmatch("", timeout=1.0) is not None:
-            raise ApiError(400, f"redact_patterns[{index}]: the pattern matches the empty string")
+            raise InvalidRedactionPattern(f"redact_patterns[{index}]: the pattern matches the empty string")
         compiled.append(pattern)
     return compiled
 
