@@ -106,13 +106,17 @@ def test_every_success_answer_has_a_schema(document: dict[str, Any]) -> None:
 def test_errors_are_the_envelope_and_never_422(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert schemas["Error"]["required"] == ["error"]
+    assert schemas["Error"]["properties"] == {
+        "error": {"type": "string", "description": "Human-readable message"}
+    }
     for method, path, operation in _operations(document):
         responses = operation["responses"]
         assert "422" not in responses, f"{method} {path} advertises 422; the server answers 400"
         errors = {code: r for code, r in responses.items() if code[0] in "45"}
         for code, response in errors.items():
             schema = response["content"]["application/json"]["schema"]
-            assert schema["required"] == ["error"], f"{method} {path} {code}"
+            assert schema == {"$ref": "#/components/schemas/Error"}, f"{method} {path} {code}"
             assert response["description"], f"{method} {path} {code}"
         has_parameters = bool(operation.get("parameters") or operation.get("requestBody"))
         if has_parameters and path != "/api/v1/billing/webhook":

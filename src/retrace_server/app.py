@@ -17,6 +17,7 @@ from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
 from retrace_server.errors import install_error_handlers
+from retrace_server.forks.router import AgentReplay
 from retrace_server.forks.router import router as forks_router
 from retrace_server.forks.runner import open_runner
 from retrace_server.jsonutil import JsonResponse
@@ -28,6 +29,7 @@ from retrace_server.schemas import HealthStatus
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
+from retrace_server.stream import cascade
 from retrace_server.stream.router import router as stream_router
 from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
@@ -68,7 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Retrace server",
         version=__version__,
-        description="Record, search, share, fork and replay AI-agent runs.",
+        description=(
+            "Record, search, share, fork and replay AI-agent runs. Authenticate with an API key "
+            "(`x-retrace-key`) or a Bearer JWT: the Authorize button takes either. Every failure "
+            'answers `{"error": "..."}`. The live stream of the official SDK, the WebSocket '
+            "`/ws/v1/stream`, is not an HTTP route; the README describes its frames."
+        ),
         default_response_class=JsonResponse,
         lifespan=lifespan,
         docs_url=None,
@@ -77,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.jwt = JwtVerifier(settings)
     app.state.on_auth_failure = record_auth_failure
+    agent_replay: AgentReplay = cascade.replay_through_agent
+    app.state.agent_replay = agent_replay
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 

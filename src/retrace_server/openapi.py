@@ -21,9 +21,13 @@ _ERROR_DESCRIPTIONS = {
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "title": "Error",
+    "description": "Every failure answers this envelope",
     "required": ["error"],
     "properties": {"error": {"type": "string", "description": "Human-readable message"}},
 }
+ERROR_SCHEMA_NAME = "Error"
+ERROR_REF: dict[str, Any] = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
 
 
 def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -34,7 +38,7 @@ def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[st
         description = descriptions.get(f"e{code}") or _ERROR_DESCRIPTIONS.get(code, "Error")
         responses[code] = {
             "description": description,
-            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            "content": {"application/json": {"schema": ERROR_REF}},
         }
     return responses
 
@@ -66,7 +70,7 @@ def install_openapi(app: FastAPI) -> None:
                         responses.setdefault(str(code), response)
                 for code, response in responses.items():
                     if code[0] in "45":
-                        response.setdefault("content", {"application/json": {"schema": ERROR_SCHEMA}})
+                        response.setdefault("content", {"application/json": {"schema": ERROR_REF}})
                         if not response.get("description"):
                             response["description"] = _ERROR_DESCRIPTIONS.get(int(code), "Error")
                 body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
@@ -74,6 +78,7 @@ def install_openapi(app: FastAPI) -> None:
                     schemas.setdefault(name, definition)
         for name in _VALIDATION_SCHEMAS:
             schemas.pop(name, None)
+        schemas[ERROR_SCHEMA_NAME] = ERROR_SCHEMA
         app.openapi_schema = document
         return document
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
@@ -15,15 +15,32 @@ from retrace_server.forks.schemas import (
     ForkDetail,
     ForkDiff,
     ForkSummary,
+    Modifications,
     ReplayRequest,
 )
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.openapi import error_responses
 from retrace_server.pagination import PageDep
 from retrace_server.schemas import ListPage
-from retrace_server.stream import cascade
 
 router = APIRouter(prefix="/api/v1/forks", tags=["forks"])
+
+
+class AgentReplay(Protocol):
+    """Replays a fork through the live agent connected for its trace: (finished within the wait,
+    the fork), or None to replay it on the server. The stream, which holds the agents' connections,
+    registers it as `app.state.agent_replay`, so that forks need not import the stream."""
+
+    async def __call__(
+        self,
+        app: FastAPI,
+        *,
+        user_id: str,
+        fork_id: str,
+        overrides: Modifications | None,
+        mode: Literal["auto", "server", "agent"],
+    ) -> tuple[bool, dict[str, Any]] | None: ...
+
 
 NOT_FOUND = error_responses(404, e404="No such fork for this user")
 BODY_ERRORS = error_responses(400, 413, 415)
@@ -93,7 +110,8 @@ async def replay_fork(
 ) -> JsonResponse:
     overrides = await parse_body(request, ReplayRequest, required=False)
     if overrides.mode != "server":
-        through_agent = await cascade.replay_through_agent(
+        agent_replay: AgentReplay = request.app.state.agent_replay
+        through_agent = await agent_replay(
             request.app, user_id=user.id, fork_id=fork_id, overrides=overrides, mode=overrides.mode
         )
         if through_agent is not None:
