@@ -21,12 +21,12 @@ from starlette.routing import Match
 
 from retrace_server.app import create_app
 from retrace_server.config import Settings
+from retrace_server.openapi import api_routes
 from tests.billing.signing import new_secret, signed, subscription_event
 from tests.fakes.dodo_server import FakeDodoServer
 from tests.fakes.llm_server import FAIL_MARKER, FakeLLMServer
 from tests.forks.agent import run_travel_agent
 from tests.forks.conftest import provider_settings, wait_until_finished
-from tests.support.routes import api_routes
 from tests.support.server import ApiUser, RunningServer, create_user, running_server
 
 DODO_KEY = "dodo_answers_key"

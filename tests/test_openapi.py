@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from retrace_server.apidocs import SWAGGER_UI_DIR
 from retrace_server.app import create_app
 from retrace_server.config import Settings
-from tests.support.routes import api_routes
+from retrace_server.openapi import api_routes
 from tests.support.server import RunningServer
 
 METHODS = ("get", "post", "put", "patch", "delete")

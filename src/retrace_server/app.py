@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
 from retrace_server.apidocs import install_api_docs
+from retrace_server.auth.dependencies import SECURITY_SCHEMES
 from retrace_server.auth.jwt import JwtVerifier
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
@@ -103,5 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(memory_router)
     app.include_router(stream_router)
     install_api_docs(app)
-    install_openapi(app)
+    install_openapi(app, security_schemes=SECURITY_SCHEMES)
     return app

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 _ERROR_DESCRIPTIONS = {
     400: "Invalid body or parameters; the message names the field",
@@ -43,14 +47,51 @@ def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[st
     return responses
 
 
-def install_openapi(app: FastAPI) -> None:
+SecurityRequirements = list[dict[str, list[str]]]
+
+# Dependency -> the OpenAPI security requirements of the operations that use it.
+_DECLARED_SECURITY: dict[Callable[..., Any], SecurityRequirements] = {}
+
+
+def declare_security(dependency: Callable[..., Any], requirements: SecurityRequirements) -> None:
+    """Operations that use `dependency` (directly or through another) carry `requirements`.
+
+    Declared rather than taken from FastAPI's security classes: those are dependencies of their
+    own, resolved on every request only to be documented.
+    """
+    _DECLARED_SECURITY[dependency] = requirements
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every `APIRoute` of the app with its full path, however FastAPI nests included routers."""
+    iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes: Iterable[Any] = (
+        (context.original_route for context in iter_route_contexts(app.routes))
+        if iter_route_contexts is not None
+        else app.routes
+    )
+    return [route for route in routes if isinstance(route, APIRoute)]
+
+
+def _security_of(dependant: Dependant) -> SecurityRequirements | None:
+    for dependency in dependant.dependencies:
+        if dependency.call in _DECLARED_SECURITY:
+            return _DECLARED_SECURITY[dependency.call]
+        found = _security_of(dependency)
+        if found is not None:
+            return found
+    return None
+
+
+def install_openapi(app: FastAPI, *, security_schemes: dict[str, dict[str, Any]]) -> None:
     """The app's OpenAPI document, as the server really answers.
 
     - FastAPI advertises 422 on every route with parameters; this server turns validation errors
       into 400 (declared per route), so 422 and its schemas are left out.
-    - Every error answer is the envelope, so every error response gets its schema here, and
-      every operation that takes credentials (the auth dependency declares its security
-      schemes) answers 401 and 429 (bad credentials, rate limits) without each route saying so.
+    - Operations whose dependencies declared security requirements (`declare_security`) carry
+      them, with `security_schemes`; those that need credentials answer 401 and 429 (bad
+      credentials, rate limits) without each route saying so.
+    - Every error answer is the envelope: every error response gets its schema (`Error`) here.
     - Request bodies that routes parse themselves (`body.body_schema`) carry their nested models
       in `$defs`: they move to `components.schemas`, where their `$ref`s point.
     """
@@ -60,14 +101,24 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = generate()
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        for operations in document.get("paths", {}).values():
+        components = document.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        components["securitySchemes"] = security_schemes
+        paths = document.get("paths", {})
+        for route in api_routes(app):
+            requirements = _security_of(route.dependant)
+            if requirements is None or route.path_format not in paths:
+                continue
+            for method in route.methods or ():
+                operation = paths[route.path_format].get(method.lower())
+                if operation is not None:
+                    operation["security"] = requirements
+                    for code, response in error_responses(401, 429).items():
+                        operation.setdefault("responses", {}).setdefault(str(code), response)
+        for operations in paths.values():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
-                if any(requirement for requirement in operation.get("security", [])):
-                    for code, response in error_responses(401, 429).items():
-                        responses.setdefault(str(code), response)
                 for code, response in responses.items():
                     if code[0] in "45":
                         response.setdefault("content", {"application/json": {"schema": ERROR_REF}})

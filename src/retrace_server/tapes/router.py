@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -17,9 +17,6 @@ from retrace_server.tapes import service
 from retrace_server.tapes.schemas import TapeCreate, TapeDetail, TapeSummary
 
 router = APIRouter(prefix="/api/v1/tapes", tags=["tapes"])
-
-# Public reads need no credentials: the OpenAPI `{}` security requirement says so.
-CREDENTIALS_OPTIONAL: dict[str, Any] = {"security": [{}]}
 
 
 async def public_reader(request: Request, user: OptionalUserDep) -> CurrentUser | None:
@@ -57,7 +54,6 @@ async def create_tape(request: Request, user: UserDep, db: DbDep, settings: Sett
         e401="Invalid credentials, or mine=true without any",
         e429="Too many reads from this user or address",
     ),
-    openapi_extra=CREDENTIALS_OPTIONAL,
 )
 async def list_tapes(
     reader: ReaderDep,
@@ -92,7 +88,6 @@ async def list_tapes(
         e429="Too many reads from this user or address",
     ),
     dependencies=[Depends(public_reader)],
-    openapi_extra=CREDENTIALS_OPTIONAL,
 )
 async def get_tape(slug: str, db: DbDep, settings: SettingsDep) -> JsonResponse:
     return JsonResponse(await service.get(db, slug=slug, public_url=settings.public_url))
