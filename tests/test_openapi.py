@@ -19,7 +19,7 @@ from retrace_server.openapi import api_routes
 from tests.support.server import RunningServer
 
 METHODS = ("get", "post", "put", "patch", "delete")
-AUTHENTICATED = [{"ApiKey": []}, {"Bearer": []}]
+AUTHENTICATED: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 # Open without credentials, optionally with them (they are then checked and counted).
 CREDENTIALS_OPTIONAL = {("get", "/api/v1/tapes"), ("get", "/api/v1/tapes/{slug}")}
 NO_CREDENTIALS = {("get", "/health"), ("post", "/api/v1/billing/webhook")}

@@ -32,7 +32,9 @@ __all__ = [
     "OptionalUserDep",
     "UserDep",
     "authenticated_user",
+    "current_user",
     "identify",
+    "optional_current_user",
     "record_key_use",
     "user_from_api_key",
 ]
