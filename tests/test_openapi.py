@@ -23,14 +23,6 @@ AUTHENTICATED: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 # Open without credentials, optionally with them (they are then checked and counted).
 CREDENTIALS_OPTIONAL = {("get", "/api/v1/tapes"), ("get", "/api/v1/tapes/{slug}")}
 NO_CREDENTIALS = {("get", "/health"), ("post", "/api/v1/billing/webhook")}
-# Routes whose success answers have no schema yet: the trace routes, being rewritten with the
-# ingest module. Each must leave this list when it gains its response model.
-TRACE_ROUTES_WITHOUT_MODEL = {
-    ("post", "/api/v1/traces"),
-    ("get", "/api/v1/traces"),
-    ("get", "/api/v1/traces/{trace_id}"),
-    ("patch", "/api/v1/traces/{trace_id}"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +88,7 @@ def test_every_success_answer_has_a_schema(document: dict[str, Any]) -> None:
             schema = response.get("content", {}).get("application/json", {}).get("schema")
             if not schema or schema == {}:
                 missing.add((method, path))
-    assert missing == TRACE_ROUTES_WITHOUT_MODEL, (
-        "routes without a success schema, beyond the listed trace routes: "
-        f"{sorted(missing - TRACE_ROUTES_WITHOUT_MODEL)}; listed but now declared "
-        f"(remove them from TRACE_ROUTES_WITHOUT_MODEL): {sorted(TRACE_ROUTES_WITHOUT_MODEL - missing)}"
-    )
+    assert missing == set(), f"routes without a success schema: {sorted(missing)}"
 
 
 def test_errors_are_the_envelope_and_never_422(document: dict[str, Any]) -> None:

@@ -48,3 +48,14 @@ class ExecutionNotCurrent(Conflict):
     def __init__(self, *, execution_id: str, current: str | None, known: bool) -> None:
         reason = "has been superseded by a newer replay" if known else "is not an execution of this fork"
         super().__init__(f"Execution {execution_id!r} {reason}; the current one is {current!r}")
+
+
+class NoAgentConnected(Conflict):
+    """`mode: agent` and no live agent is connected for the forked trace."""
+
+    def __init__(self, trace_name: str | None) -> None:
+        super().__init__(
+            f"No agent is connected for trace {trace_name!r}: run it with "
+            "`@retrace.record(..., resumable=True)` and RETRACE_ALLOW_REMOTE_REPLAY=true, "
+            'or replay it on the server with {"mode": "server"}'
+        )

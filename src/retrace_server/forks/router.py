@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep, SettingsDep
-from retrace_server.forks import replay, service
+from retrace_server.forks import agent_replay, replay, service
 from retrace_server.forks.runner import ReplayRunner
 from retrace_server.forks.schemas import (
     ClaimRequest,
@@ -15,7 +15,6 @@ from retrace_server.forks.schemas import (
     ForkDetail,
     ForkDiff,
     ForkSummary,
-    Modifications,
     ReplayRequest,
 )
 from retrace_server.jsonutil import JsonResponse, list_envelope
@@ -24,22 +23,6 @@ from retrace_server.pagination import PageDep
 from retrace_server.schemas import ListPage
 
 router = APIRouter(prefix="/api/v1/forks", tags=["forks"])
-
-
-class AgentReplay(Protocol):
-    """Replays a fork through the live agent connected for its trace: (finished within the wait,
-    the fork), or None to replay it on the server. The stream, which holds the agents' connections,
-    registers it as `app.state.agent_replay`, so that forks need not import the stream."""
-
-    async def __call__(
-        self,
-        app: FastAPI,
-        *,
-        user_id: str,
-        fork_id: str,
-        overrides: Modifications | None,
-        mode: Literal["auto", "server", "agent"],
-    ) -> tuple[bool, dict[str, Any]] | None: ...
 
 
 NOT_FOUND = error_responses(404, e404="No such fork for this user")
@@ -110,8 +93,7 @@ async def replay_fork(
 ) -> JsonResponse:
     overrides = await parse_body(request, ReplayRequest, required=False)
     if overrides.mode != "server":
-        agent_replay: AgentReplay = request.app.state.agent_replay
-        through_agent = await agent_replay(
+        through_agent = await agent_replay.replay_through_agent(
             request.app, user_id=user.id, fork_id=fork_id, overrides=overrides, mode=overrides.mode
         )
         if through_agent is not None:
@@ -119,7 +101,7 @@ async def replay_fork(
             return JsonResponse(fork, status_code=200 if finished else 202)
     runner: ReplayRunner = request.app.state.fork_runner
     finished, fork = await replay.run(
-        db, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides
+        request.app.state.ingest, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides
     )
     return JsonResponse(fork, status_code=200 if finished else 202)
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retrace_server.schemas import Answer
-from retrace_server.traces.schemas import SpanType, UtcTimestamp
+from retrace_server.traces.schemas import SpanOut, SpanType, UtcTimestamp
 
 SearchMode = Literal["hybrid", "lexical", "semantic"]
 MAX_QUERY_CHARS = 2000
@@ -39,37 +38,10 @@ class SearchRequest(BaseModel):
         return self
 
 
-class FoundSpan(BaseModel):
-    """A span as `GET /api/v1/traces/{id}` answers it."""
-
-    # The trace domain owns the span's fields; new ones pass through.
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    trace_id: str
-    parent_id: str | None
-    span_type: SpanType
-    name: str
-    model: str | None
-    input: Any
-    output: Any
-    input_tokens: int | None
-    output_tokens: int | None
-    cost: float | None
-    duration_ms: int | None
-    metadata: dict[str, Any]
-    agent_id: str | None
-    parent_agent_id: str | None
-    agent_role: str | None
-    started_at: datetime
-    ended_at: datetime | None
-    error: str | None
-
-
 class SearchHit(Answer):
     score: float = Field(description="0..1, best first")
     trace_id: str
-    span: FoundSpan
+    span: SpanOut = Field(description="The span as `GET /api/v1/traces/{id}` answers it")
     highlight: str = Field(description="An excerpt of the span's text around the matched words")
 
 
