@@ -18,10 +18,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from retrace_server.auth.dependencies import CurrentUser
+from retrace_server.auth.identity import CurrentUser
 from retrace_server.config import Settings
-from retrace_server.errors import ApiError
 from retrace_server.ratelimit.enforce import close_rate_limits, limit_user, make_rate_limits
+from retrace_server.ratelimit.errors import RateLimited
 
 
 def _request(app: Any, method: str, path: str) -> Request:
@@ -42,8 +42,9 @@ async def _run(app: Any, users: list[CurrentUser], requests: int, method: str) -
     cpu_started, wall_started = time.process_time(), time.perf_counter()
     for i in range(requests):
         try:
-            await limit_user(_request(app, method, "/api/v1/traces"), users[i % len(users)])
-        except ApiError:
+            user = users[i % len(users)]
+            await limit_user(_request(app, method, "/api/v1/traces"), user_id=user.id, tier=user.tier)
+        except RateLimited:
             refused += 1
     cpu = (time.process_time() - cpu_started) / requests * 1e6
     wall = (time.perf_counter() - wall_started) / requests * 1e6

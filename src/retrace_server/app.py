@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
+from retrace_server.apidocs import install_api_docs
+from retrace_server.auth.dependencies import SECURITY_SCHEMES
 from retrace_server.auth.jwt import JwtVerifier
 from retrace_server.baselines import service as baselines_service
 from retrace_server.baselines.router import router as baselines_router
@@ -29,8 +31,10 @@ from retrace_server.internal.router import router as internal_router
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
+from retrace_server.openapi import install_openapi
 from retrace_server.pricing import price_table
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
+from retrace_server.schemas import HealthStatus
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
@@ -88,9 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Retrace server",
         version=__version__,
-        description="Record, search, share, fork and replay AI-agent runs.",
+        description=(
+            "Record, search, share, fork and replay AI-agent runs. Authenticate with an API key "
+            "(`x-retrace-key`) or a Bearer JWT: the Authorize button takes either. Every failure "
+            'answers `{"error": "..."}`. The live stream of the official SDK, the WebSocket '
+            "`/ws/v1/stream`, is not an HTTP route; the README describes its frames."
+        ),
         default_response_class=JsonResponse,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.jwt = JwtVerifier(settings)
@@ -98,9 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    @app.get("/health", summary="Liveness probe", tags=["meta"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/health", summary="Liveness probe", tags=["meta"], response_model=HealthStatus)
+    async def health() -> JsonResponse:
+        return JsonResponse({"status": "ok", "version": __version__})
 
     app.include_router(traces_router)
     app.include_router(baselines_router)
@@ -114,4 +125,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream_router)
     app.include_router(enforcement_router)
     app.include_router(internal_router)
+    install_api_docs(app)
+    install_openapi(app, security_schemes=SECURITY_SCHEMES)
     return app

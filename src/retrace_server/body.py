@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from retrace_server.errors import ApiError, describe_validation_errors
+from retrace_server.errors import InvalidInput, describe_validation_errors
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -16,19 +16,19 @@ async def parse_body(request: Request, model: type[ModelT], *, required: bool = 
     raw = await request.body()
     if not raw.strip():
         if required:
-            raise ApiError(400, "Request body is required (JSON object)")
+            raise InvalidInput("Request body is required (JSON object)")
         raw = b"{}"
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors()
         if errors and errors[0].get("type") == "json_invalid":
-            raise ApiError(
-                400, f"Invalid JSON body: {errors[0].get('ctx', {}).get('error', 'malformed')}"
+            raise InvalidInput(
+                f"Invalid JSON body: {errors[0].get('ctx', {}).get('error', 'malformed')}"
             ) from None
         if errors and errors[0].get("type") == "model_type" and not errors[0].get("loc"):
-            raise ApiError(400, "Request body must be a JSON object") from None
-        raise ApiError(400, describe_validation_errors(errors)) from None
+            raise InvalidInput("Request body must be a JSON object") from None
+        raise InvalidInput(describe_validation_errors(errors)) from None
 
 
 def body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:

@@ -38,10 +38,6 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found")
-
-
 class DomainError(Exception):
     """A service's refusal, in the service's own words; rendered once, as the error envelope.
 

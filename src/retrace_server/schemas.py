@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 ItemT = TypeVar("ItemT")
 
@@ -16,3 +16,15 @@ class ListPage(BaseModel, Generic[ItemT]):
     total: int
     limit: int
     offset: int
+
+
+class Answer(BaseModel):
+    """Base of every answer model: the fields an answer carries, no others, so a field the
+    server adds without declaring it fails the tests instead of going undocumented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthStatus(Answer):
+    status: str = Field(description="`ok` while the process serves requests")
+    version: str = Field(description="The server's version")

@@ -134,13 +134,47 @@ def test_failed_authentication_is_limited_per_ip(make_settings: Callable[..., Se
             ]
             assert [g.status_code for g in guesses] == [401, 401, 401, 429]
             assert int(guesses[-1].headers["retry-after"]) >= 1
+            assert guesses[-1].headers["x-ratelimit-limit"] == "3"
             assert "failed authentication" in guesses[-1].json()["error"]
             bad_jwt = guesser.get("/api/v1/traces", headers={"authorization": "Bearer not.a.jwt"})
             assert bad_jwt.status_code == 429
-        # Even the right key is not checked from that address until the window frees.
-        refused = user.client.get("/api/v1/traces")
-        assert refused.status_code == 429
-        assert "failed authentication" in refused.json()["error"]
+        # The right key from the same address is not refused for the guesses' failures.
+        allowed = user.client.get("/api/v1/traces")
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.headers["x-ratelimit-limit"] == "5"
+
+
+def test_wrong_keys_from_an_address_never_lock_out_its_valid_keys(
+    make_settings: Callable[..., Settings], jwt_signer: JwtSigner
+) -> None:
+    """An agent left running with a revoked key must not stop everyone behind the same address."""
+    # The shipped budget of failed authentications (20 a minute), with user limits high enough
+    # not to interfere.
+    settings = make_settings(rate_limit_enabled=True, rate_limit_free_read=1000, rate_limit_free_write=1000)
+    assert settings.rate_limit_auth_failures == 20
+    with running_server(settings) as server:
+        office = create_user(server)
+        stale_key = create_user(server).key
+        with httpx.Client(base_url=server.url) as rotated:
+            rotated.delete("/api/v1/api-keys", headers={"x-retrace-key": stale_key})
+            failures = [
+                rotated.post(
+                    "/api/v1/traces", json=_trace(), headers={"x-retrace-key": stale_key}
+                ).status_code
+                for _ in range(22)
+            ]
+        assert failures == [401] * 20 + [429] * 2
+        # Other requests from the address, with valid credentials, go on.
+        stored = office.client.post("/api/v1/traces", json=_trace())
+        assert stored.status_code == 201, stored.text
+        assert office.client.get(f"/api/v1/traces/{stored.json()['id']}").status_code == 200
+        web = {"authorization": f"Bearer {jwt_signer.token(f'web-{uuid.uuid4().hex[:8]}')}"}
+        assert httpx.get(f"{server.url}/api/v1/api-keys", headers=web).status_code == 200
+        # Guessing from the address is still refused, valid key or not in between.
+        with httpx.Client(base_url=server.url) as guesser:
+            guess = guesser.get("/api/v1/traces", headers={"x-retrace-key": "rt_guess"})
+        assert guess.status_code == 429
+        assert int(guess.headers["retry-after"]) >= 1
 
 
 def test_unauthenticated_webhook_is_limited_per_ip(make_settings: Callable[..., Settings]) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from retrace_server.errors import InvalidInput
+from retrace_server.tapes.errors import InvalidRedactionPattern
 from retrace_server.tapes.redaction import make_redactor
 from tests.support.server import ApiUser, RunningServer
 
@@ -60,7 +60,7 @@ def test_ordinary_text_is_left_alone() -> None:
 
 def test_catastrophic_custom_pattern_is_stopped() -> None:
     redactor = make_redactor([r"(a+)+$"])
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(InvalidRedactionPattern) as caught:
         redactor.redact("a" * 5000 + "b")
     assert caught.value.status == 400
     assert "takes too long" in caught.value.message

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from retrace_server.api_keys.errors import ApiKeyNotFound
 from retrace_server.api_keys.schemas import ApiKeyCreated, ApiKeyStatus
 from retrace_server.auth import recent_keys
 from retrace_server.auth.keys import active_key, issue_key
 from retrace_server.auth.models import ApiKey, User
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.errors import not_found
 
 
 async def create(db: Database, *, user_id: str) -> ApiKeyCreated:
@@ -41,4 +41,4 @@ async def delete(db: Database, *, user_id: str) -> None:
         )
     recent_keys.forget_user(user_id)
     if not result.rowcount:  # type: ignore[attr-defined]
-        raise not_found("API key")
+        raise ApiKeyNotFound()

@@ -7,8 +7,8 @@ from typing import Any
 import anyio
 import jwt
 
+from retrace_server.auth.errors import InvalidCredentials
 from retrace_server.config import Settings
-from retrace_server.errors import ApiError
 
 _LEEWAY_S = 5
 
@@ -25,9 +25,9 @@ class JwtVerifier:
         return bool(self._settings.jwt_public_key or self._jwks)
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """Returns the claims of a valid token; raises a 401 ApiError otherwise."""
+        """Returns the claims of a valid token; raises InvalidCredentials otherwise."""
         if not self.configured:
-            raise ApiError(401, "Bearer tokens are not accepted: the server has no JWT key configured")
+            raise InvalidCredentials("Bearer tokens are not accepted: the server has no JWT key configured")
         try:
             key: Any
             if self._settings.jwt_public_key:
@@ -44,14 +44,14 @@ class JwtVerifier:
                 options={"require": ["exp", "sub"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
-            raise ApiError(401, "Bearer token has expired") from None
+            raise InvalidCredentials("Bearer token has expired") from None
         except (jwt.PyJWTError, ValueError) as exc:
-            raise ApiError(401, f"Invalid bearer token: {exc}") from None
+            raise InvalidCredentials(f"Invalid bearer token: {exc}") from None
         parties = self._settings.authorized_parties
         azp = claims.get("azp")
         if parties and azp is not None and azp not in parties:
-            raise ApiError(401, "Invalid bearer token: unauthorised party (azp)")
+            raise InvalidCredentials("Invalid bearer token: unauthorised party (azp)")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > 128:
-            raise ApiError(401, "Invalid bearer token: `sub` must be a user id of 1-128 characters")
+            raise InvalidCredentials("Invalid bearer token: `sub` must be a user id of 1-128 characters")
         return claims

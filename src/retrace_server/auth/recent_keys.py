@@ -9,10 +9,8 @@ so a key just created works at once everywhere.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from retrace_server.auth.dependencies import CurrentUser
+from retrace_server.auth.identity import CurrentUser
 
 TTL_SECONDS = 1.0
 MAX_KEYS = 10_000

@@ -5,17 +5,19 @@ from __future__ import annotations
 from dodopayments import AsyncDodoPayments
 from dodopayments._client import ENVIRONMENTS
 
+from retrace_server.billing.errors import BillingNotConfigured
 from retrace_server.config import Settings
-from retrace_server.errors import ApiError
 
 REQUEST_TIMEOUT_S = 15.0
 
 
 def require_settings(settings: Settings, *fields: str) -> None:
-    """503 naming the first missing `RETRACE_DODO_*` setting a billing route needs."""
+    """Refuses (503) naming the first missing `RETRACE_DODO_*` setting a billing route needs."""
     for field in fields:
         if not getattr(settings, field):
-            raise ApiError(503, f"Billing is not configured on this server: set RETRACE_{field.upper()}")
+            raise BillingNotConfigured(
+                f"Billing is not configured on this server: set RETRACE_{field.upper()}"
+            )
 
 
 def dodo_client(settings: Settings) -> AsyncDodoPayments:

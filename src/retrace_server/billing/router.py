@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 
 from retrace_server.auth.dependencies import UserDep
@@ -9,23 +7,27 @@ from retrace_server.billing import service
 from retrace_server.billing.schemas import CheckoutSession, PortalSession, WebhookResult
 from retrace_server.deps import DbDep, SettingsDep
 from retrace_server.jsonutil import JsonResponse
+from retrace_server.openapi import error_responses
 from retrace_server.ratelimit import ip_rate_limit
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid credentials"},
-    429: {"description": "Rate limit exceeded"},
-    502: {"description": "Dodo Payments refused the request or could not be reached"},
-    503: {"description": "Billing is not configured on this server (the error names the setting)"},
-}
+PROVIDER_ERRORS = error_responses(
+    502,
+    503,
+    e502="Dodo Payments refused the request or could not be reached",
+    e503="Billing is not configured on this server (the error names the setting)",
+)
 
 
 @router.post(
     "/checkout",
     summary="Create a Dodo Payments checkout session for the Pro plan",
     response_model=CheckoutSession,
-    responses={**ERRORS, 409: {"description": "The user is already on the Pro plan"}},
+    responses={
+        **error_responses(409, e409="The user is already on the Pro plan"),
+        **PROVIDER_ERRORS,
+    },
 )
 async def create_checkout(user: UserDep, db: DbDep, settings: SettingsDep) -> JsonResponse:
     checkout = await service.create_checkout(db, settings, user_id=user.id)
@@ -36,7 +38,10 @@ async def create_checkout(user: UserDep, db: DbDep, settings: SettingsDep) -> Js
     "/portal",
     summary="Open the Dodo Payments customer portal",
     response_model=PortalSession,
-    responses={**ERRORS, 404: {"description": "The user has no billing customer yet"}},
+    responses={
+        **error_responses(404, e404="The user has no billing customer yet"),
+        **PROVIDER_ERRORS,
+    },
 )
 async def create_portal(user: UserDep, db: DbDep, settings: SettingsDep) -> JsonResponse:
     portal = await service.create_portal_session(db, settings, user_id=user.id)
@@ -61,12 +66,17 @@ async def create_portal(user: UserDep, db: DbDep, settings: SettingsDep) -> Json
             },
         }
     },
-    responses={
-        400: {"description": "Signed, but not a Dodo Payments event"},
-        401: {"description": "Missing, invalid or stale signature"},
-        429: {"description": "Rate limit exceeded"},
-        503: {"description": "RETRACE_DODO_WEBHOOK_SECRET is not set"},
-    },
+    responses=error_responses(
+        400,
+        401,
+        413,
+        415,
+        429,
+        503,
+        e400="Signed, but not a Dodo Payments event",
+        e401="Missing, invalid or stale signature",
+        e503="RETRACE_DODO_WEBHOOK_SECRET is not set (or not a valid secret)",
+    ),
 )
 async def receive_webhook(request: Request, db: DbDep, settings: SettingsDep) -> JsonResponse:
     body = await request.body()

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrace_server.schemas import Answer
 
-class CheckoutSession(BaseModel):
-    checkout_url: str
+
+class CheckoutSession(Answer):
+    checkout_url: str = Field(description="Where to send the user to pay")
     session_id: str
 
 
-class PortalSession(BaseModel):
-    url: str
+class PortalSession(Answer):
+    url: str = Field(description="The customer portal, where the user manages the subscription")
 
 
 class WebhookCustomer(BaseModel):
@@ -41,6 +43,12 @@ class WebhookEnvelope(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class WebhookResult(BaseModel):
+WebhookOutcome = Literal["applied", "duplicate", "stale", "ignored"]
+
+
+class WebhookResult(Answer):
     received: bool = True
-    outcome: str = Field(description="applied | duplicate | stale | ignored")
+    outcome: WebhookOutcome = Field(
+        description="applied; duplicate (this webhook-id was applied before); stale (older than the "
+        "state it would change); ignored (an event type or user this server does not act on)"
+    )

@@ -17,18 +17,26 @@ from retrace_server.auth import recent_keys
 from retrace_server.auth.models import User
 from retrace_server.auth.users import get_user
 from retrace_server.billing.dodo import dodo_client, require_settings
+from retrace_server.billing.errors import (
+    AlreadyPro,
+    BillingUserNotFound,
+    InvalidWebhookPayload,
+    NoBillingCustomer,
+    PaymentProviderFailed,
+)
 from retrace_server.billing.models import WebhookEvent
 from retrace_server.billing.schemas import (
     CheckoutSession,
     PortalSession,
     SubscriptionData,
     WebhookEnvelope,
+    WebhookOutcome,
     WebhookResult,
 )
 from retrace_server.billing.webhooks import verify_delivery
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
-from retrace_server.errors import ApiError, describe_validation_errors, not_found
+from retrace_server.errors import describe_validation_errors
 
 log = logging.getLogger("retrace_server.billing")
 
@@ -46,23 +54,23 @@ async def _billing_user(db: Database, user_id: str) -> User:
     async with db.read() as session:
         user = await get_user(session, user_id=user_id)
     if user is None:
-        raise not_found("User")
+        raise BillingUserNotFound()
     return user
 
 
-def _provider_error(exc: dodopayments.APIError) -> ApiError:
+def _provider_error(exc: dodopayments.APIError) -> PaymentProviderFailed:
     if isinstance(exc, dodopayments.APIStatusError):
-        return ApiError(502, f"Dodo Payments refused the request (HTTP {exc.status_code}): {exc.message}")
-    return ApiError(502, "Could not reach Dodo Payments; try again shortly")
+        return PaymentProviderFailed(
+            f"Dodo Payments refused the request (HTTP {exc.status_code}): {exc.message}"
+        )
+    return PaymentProviderFailed("Could not reach Dodo Payments; try again shortly")
 
 
 async def create_checkout(db: Database, settings: Settings, *, user_id: str) -> CheckoutSession:
     require_settings(settings, "dodo_api_key", "dodo_pro_product_id")
     user = await _billing_user(db, user_id)
     if user.tier == "pro":
-        raise ApiError(
-            409, "Already on the Pro plan: manage the subscription with POST /api/v1/billing/portal"
-        )
+        raise AlreadyPro()
     assert settings.dodo_pro_product_id is not None
     try:
         async with dodo_client(settings) as client:
@@ -75,7 +83,7 @@ async def create_checkout(db: Database, settings: Settings, *, user_id: str) -> 
     except dodopayments.APIError as exc:
         raise _provider_error(exc) from None
     if not session.checkout_url:
-        raise ApiError(502, "Dodo Payments answered without a checkout URL")
+        raise PaymentProviderFailed("Dodo Payments answered without a checkout URL")
     return CheckoutSession(checkout_url=session.checkout_url, session_id=session.session_id)
 
 
@@ -83,9 +91,7 @@ async def create_portal_session(db: Database, settings: Settings, *, user_id: st
     require_settings(settings, "dodo_api_key")
     user = await _billing_user(db, user_id)
     if not user.billing_customer_id:
-        raise ApiError(
-            404, "No billing customer for this user yet: subscribe first with POST /api/v1/billing/checkout"
-        )
+        raise NoBillingCustomer()
     try:
         async with dodo_client(settings) as client:
             portal = await client.customers.customer_portal.create(
@@ -104,7 +110,9 @@ async def create_webhook_event(
     try:
         envelope = WebhookEnvelope.model_validate_json(body)
     except ValidationError as exc:
-        raise ApiError(400, f"Invalid webhook payload: {describe_validation_errors(exc.errors())}") from None
+        raise InvalidWebhookPayload(
+            f"Invalid webhook payload: {describe_validation_errors(exc.errors())}"
+        ) from None
     event_at = envelope.timestamp or delivery.sent_at
     try:
         async with db.write() as session:
@@ -120,7 +128,9 @@ async def create_webhook_event(
     return WebhookResult(outcome=outcome)
 
 
-async def _apply_event(session: AsyncSession, envelope: WebhookEnvelope, *, event_at: datetime) -> str:
+async def _apply_event(
+    session: AsyncSession, envelope: WebhookEnvelope, *, event_at: datetime
+) -> WebhookOutcome:
     if envelope.type in PRO_EVENTS:
         tier = "pro"
     elif envelope.type in FREE_EVENTS:
@@ -131,7 +141,9 @@ async def _apply_event(session: AsyncSession, envelope: WebhookEnvelope, *, even
     try:
         subscription = SubscriptionData.model_validate(envelope.data)
     except ValidationError as exc:
-        raise ApiError(400, f"Invalid webhook payload: {describe_validation_errors(exc.errors())}") from None
+        raise InvalidWebhookPayload(
+            f"Invalid webhook payload: {describe_validation_errors(exc.errors())}"
+        ) from None
     user = await _subscriber(session, subscription)
     if user is None:
         log.warning(

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
+from retrace_server.db.upsert import insert_or_update
 from retrace_server.embeddings.backends import Embedder, make_embedder
 from retrace_server.embeddings.models import EmbeddingCache, SpanVector
 from retrace_server.embeddings.store import SyncedIndex, epoch, from_blob, to_blob
@@ -160,9 +160,12 @@ def _lower_thread_priority() -> None:
 async def store_cache_rows(session: AsyncSession, rows: dict[str, bytes]) -> None:
     if not rows:
         return
-    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(EmbeddingCache).on_conflict_do_nothing(index_elements=[EmbeddingCache.content_hash])
-    await session.execute(stmt, [{"content_hash": h, "vector": v} for h, v in rows.items()])
+    await insert_or_update(
+        session,
+        EmbeddingCache,
+        [{"content_hash": h, "vector": v} for h, v in rows.items()],
+        keys=["content_hash"],
+    )
 
 
 def pgvector_literal(vector: np.ndarray) -> str:

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from retrace_server.db.engine import Database
-from retrace_server.errors import ApiError
 from retrace_server.forks import service as forks
+from retrace_server.forks.errors import NoAgentConnected
 from retrace_server.forks.hooks import numbered_by_sdk
 from retrace_server.forks.models import Fork
 from retrace_server.forks.replay import start_execution
@@ -38,7 +38,7 @@ async def replay_through_agent(
 ) -> tuple[bool, dict[str, Any]] | None:
     """Sends the fork to a connected agent: (finished within the wait, fork), or None to replay on the server.
 
-    With `mode: agent` and no agent connected for the trace's name, answers 409.
+    With `mode: agent` and no agent connected for the trace's name, raises NoAgentConnected.
     """
     db: Database = app.state.db
     registry = agent_registry(app)
@@ -46,12 +46,7 @@ async def replay_through_agent(
     agent_id = await registry.find(user_id=user_id, trace_name=name) if name else None
     if agent_id is None:
         if mode == "agent":
-            raise ApiError(
-                409,
-                f"No agent is connected for trace {name!r}: run it with "
-                "`@retrace.record(..., resumable=True)` and RETRACE_ALLOW_REMOTE_REPLAY=true, "
-                'or replay it on the server with {"mode": "server"}',
-            )
+            raise NoAgentConnected(name)
         return None
     fork, original, fork_index, execution = await start_execution(
         db, user_id=user_id, fork_id=fork_id, overrides=overrides

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from retrace_server.forks.inputs import to_text
+from retrace_server.forks.schemas import Verdict
 
-Verdict = Literal["improved", "regressed", "unchanged", "mixed"]
 # Cost or token changes below this share of the original are noise, not a difference.
 COST_TOLERANCE = 0.01
 

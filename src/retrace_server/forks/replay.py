@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.errors import ApiError
 from retrace_server.forks import service
+from retrace_server.forks.errors import ForkPointGone
 from retrace_server.forks.hooks import EXECUTION
 from retrace_server.forks.plan import ForkChanges, ReplayPlan, StepError
 from retrace_server.forks.runner import ReplayRunner
@@ -77,13 +77,13 @@ class ForkStart(NamedTuple):
 
 
 async def start_execution(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ForkStart:
-    """Finds the fork point in the forked trace (409 when it is gone), then claims a new execution."""
+    """Finds the fork point in the forked trace (ForkPointGone if it is not), then claims an execution."""
     fork = await service.get(db, user_id=user_id, fork_id=fork_id)
     original = await traces_service.get(db, user_id=user_id, trace_id=fork["trace_id"])
     spans: list[dict[str, Any]] = original["spans"]
     fork_index = next((i for i, s in enumerate(spans) if s["id"] == fork["fork_point_span_id"]), None)
     if fork_index is None:
-        raise ApiError(409, f"The fork point span {fork['fork_point_span_id']!r} is no longer in the trace")
+        raise ForkPointGone(fork["fork_point_span_id"])
     execution = await service.begin_execution(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
     return ForkStart(fork=fork, original=original, fork_index=fork_index, execution=execution)
 

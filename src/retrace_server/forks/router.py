@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
@@ -9,28 +9,32 @@ from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep, SettingsDep
 from retrace_server.forks import agent_replay, replay, service
 from retrace_server.forks.runner import ReplayRunner
-from retrace_server.forks.schemas import ClaimRequest, ForkCreate, ReplayRequest
+from retrace_server.forks.schemas import (
+    ClaimRequest,
+    ForkCreate,
+    ForkDetail,
+    ForkDiff,
+    ForkSummary,
+    ReplayRequest,
+)
 from retrace_server.jsonutil import JsonResponse, list_envelope
+from retrace_server.openapi import error_responses
 from retrace_server.pagination import PageDep
+from retrace_server.schemas import ListPage
 
 router = APIRouter(prefix="/api/v1/forks", tags=["forks"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid body or parameters"},
-    401: {"description": "Missing or invalid credentials"},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such fork for this user"}}
-BODY: dict[int | str, dict[str, Any]] = {
-    413: {"description": "Body too large"},
-    415: {"description": "Not JSON"},
-}
+
+NOT_FOUND = error_responses(404, e404="No such fork for this user")
+BODY_ERRORS = error_responses(400, 413, 415)
 
 
 @router.post(
     "",
     status_code=201,
     summary="Fork a trace at one of its spans",
-    responses={**ERRORS, 404: {"description": "No such trace, or the span is not in it"}, **BODY},
+    response_model=ForkDetail,
+    responses={**BODY_ERRORS, **error_responses(404, e404="No such trace, or the span is not in it")},
     openapi_extra=body_schema(ForkCreate),
 )
 async def create_fork(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
@@ -38,7 +42,12 @@ async def create_fork(request: Request, user: UserDep, db: DbDep) -> JsonRespons
     return JsonResponse(await service.create(db, user_id=user.id, payload=payload), status_code=201)
 
 
-@router.get("", summary="List forks, newest first", responses=ERRORS)
+@router.get(
+    "",
+    summary="List forks, newest first",
+    response_model=ListPage[ForkSummary],
+    responses=error_responses(400),
+)
 async def list_forks(
     user: UserDep,
     db: DbDep,
@@ -50,7 +59,10 @@ async def list_forks(
 
 
 @router.get(
-    "/{fork_id}", summary="Get a fork with the history of its replays", responses={**ERRORS, **NOT_FOUND}
+    "/{fork_id}",
+    summary="Get a fork with the history of its replays",
+    response_model=ForkDetail,
+    responses=NOT_FOUND,
 )
 async def get_fork(fork_id: str, user: UserDep, db: DbDep) -> JsonResponse:
     return JsonResponse(await service.get(db, user_id=user.id, fork_id=fork_id))
@@ -59,15 +71,20 @@ async def get_fork(fork_id: str, user: UserDep, db: DbDep) -> JsonResponse:
 @router.post(
     "/{fork_id}/replay",
     summary="Replay the fork (optionally with other changes) into a new trace",
+    response_model=ForkDetail,
     responses={
-        **ERRORS,
-        **NOT_FOUND,
-        **BODY,
-        202: {"description": "Still running after RETRACE_REPLAY_WAIT_S; it finishes in the background"},
-        409: {
-            "description": "The fork is already replaying, its fork point is gone, "
-            "or `mode: agent` and no agent is connected for the trace"
+        200: {"description": "The replay finished within RETRACE_REPLAY_WAIT_S: the finished fork"},
+        202: {
+            "model": ForkDetail,
+            "description": "Still running after RETRACE_REPLAY_WAIT_S; it finishes in the background",
         },
+        **BODY_ERRORS,
+        **NOT_FOUND,
+        **error_responses(
+            409,
+            e409="The fork is already replaying, its fork point is gone, "
+            "or `mode: agent` and no agent is connected for the trace",
+        ),
     },
     openapi_extra=body_schema(ReplayRequest, required=False),
 )
@@ -92,7 +109,8 @@ async def replay_fork(
 @router.post(
     "/{fork_id}/replay/claim",
     summary="Claim the current execution of a fork (a live agent replaying it)",
-    responses={**ERRORS, **NOT_FOUND, **BODY, 409: {"description": "Not the current execution"}},
+    response_model=ForkDetail,
+    responses={**BODY_ERRORS, **NOT_FOUND, **error_responses(409, e409="Not the current execution")},
     openapi_extra=body_schema(ClaimRequest),
 )
 async def claim_execution(fork_id: str, request: Request, user: UserDep, db: DbDep) -> JsonResponse:
@@ -105,7 +123,11 @@ async def claim_execution(fork_id: str, request: Request, user: UserDep, db: DbD
 @router.get(
     "/{fork_id}/diff",
     summary="Diff the original trace against the latest replay",
-    responses={**ERRORS, **NOT_FOUND, 409: {"description": "The fork has not been replayed"}},
+    response_model=ForkDiff,
+    responses={
+        **NOT_FOUND,
+        **error_responses(409, e409="The fork has not been replayed, or its result trace was deleted"),
+    },
 )
 async def diff_fork(fork_id: str, user: UserDep, db: DbDep) -> JsonResponse:
     return JsonResponse(await service.get_diff(db, user_id=user.id, fork_id=fork_id))

@@ -18,8 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.errors import ApiError, InvalidInput, not_found
+from retrace_server.errors import InvalidInput
 from retrace_server.forks.diff import diff_traces
+from retrace_server.forks.errors import (
+    ExecutionNotCurrent,
+    ForkBusy,
+    ForkedTraceNotFound,
+    ForkNotFound,
+    ForkNotReplayed,
+    ForkResultDeleted,
+    ForkSpanNotFound,
+)
 from retrace_server.forks.executions import finish_statements, heartbeat_statements, result_trace_statements
 from retrace_server.forks.models import Fork, ForkRun
 from retrace_server.forks.schemas import ForkCreate, Modifications
@@ -105,9 +114,9 @@ async def create(db: Database, *, user_id: str, payload: ForkCreate) -> dict[str
             db, user_id=user_id, trace_id=payload.trace_id, span_id=payload.fork_point_span_id
         )
     except TraceNotFound:
-        raise not_found("Trace") from None
+        raise ForkedTraceNotFound() from None
     if not has_span:
-        raise ApiError(404, f"Span {payload.fork_point_span_id!r} not found in trace {payload.trace_id!r}")
+        raise ForkSpanNotFound(span_id=payload.fork_point_span_id, trace_id=payload.trace_id)
     async with db.write() as session:
         await session.execute(
             insert(Fork),
@@ -142,7 +151,7 @@ async def get(db: Database, *, user_id: str, fork_id: str) -> dict[str, Any]:
             await session.execute(select(*FORK_COLUMNS).where(Fork.id == fork_id, Fork.user_id == user_id))
         ).first()
         if row is None:
-            raise not_found("Fork")
+            raise ForkNotFound()
         runs = await session.execute(
             select(*RUN_COLUMNS)
             .where(ForkRun.fork_id == fork_id)
@@ -157,16 +166,12 @@ async def get_diff(db: Database, *, user_id: str, fork_id: str) -> dict[str, Any
     """The original trace against the latest replay of the fork."""
     fork = await get(db, user_id=user_id, fork_id=fork_id)
     if fork["result_trace_id"] is None:
-        raise ApiError(
-            409, f"Fork {fork_id!r} has not been replayed yet: POST /api/v1/forks/{fork_id}/replay first"
-        )
+        raise ForkNotReplayed(fork_id)
     original = await traces_service.get(db, user_id=user_id, trace_id=fork["trace_id"])
     try:
         replayed = await traces_service.get(db, user_id=user_id, trace_id=fork["result_trace_id"])
     except TraceNotFound:
-        raise ApiError(
-            409, f"The result trace of fork {fork_id!r} was deleted; replay the fork again"
-        ) from None
+        raise ForkResultDeleted(fork_id) from None
     return {"fork_id": fork_id, **diff_traces(original, replayed)}
 
 
@@ -191,7 +196,7 @@ async def list_forks(
 async def begin_execution(
     db: Database, *, user_id: str, fork_id: str, overrides: Modifications | None = None
 ) -> Execution:
-    """Moves the fork to `running` under a new execution id; 409 while another execution runs."""
+    """Moves the fork to `running` under a new execution id; ForkBusy while another execution runs."""
     now = utcnow()
     execution_id = str(uuid.uuid4())
     given = overrides.model_fields_set if overrides is not None else set()
@@ -201,7 +206,7 @@ async def begin_execution(
             await session.execute(select(Fork).where(Fork.id == fork_id, Fork.user_id == user_id))
         ).scalar_one_or_none()
         if fork is None:
-            raise not_found("Fork")
+            raise ForkNotFound()
         has_input = "modified_input" in given or fork.modified_input is not None
         modified_input = (
             overrides.modified_input if overrides and "modified_input" in given else fork.modified_input
@@ -222,7 +227,7 @@ async def begin_execution(
             .values(status="running", execution_id=execution_id, error=None, heartbeat_at=now, updated_at=now)
         )
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
-            raise ApiError(409, f"Fork {fork_id!r} is already replaying; wait until it completes or fails")
+            raise ForkBusy(fork_id)
         await session.execute(
             update(ForkRun)
             .where(ForkRun.fork_id == fork_id, ForkRun.status == "running")
@@ -314,7 +319,7 @@ async def finish_execution(
 
 
 async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) -> dict[str, Any]:
-    """A live agent takes on an execution: 200 for the current one, 409 for any other."""
+    """A live agent takes on an execution: the current one only (ExecutionNotCurrent otherwise)."""
     async with db.write() as session:
         fork = (
             await session.execute(
@@ -322,7 +327,7 @@ async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) 
             )
         ).first()
         if fork is None:
-            raise not_found("Fork")
+            raise ForkNotFound()
         if fork.execution_id != execution_id:
             known = (
                 await session.execute(
@@ -331,9 +336,8 @@ async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) 
                     )
                 )
             ).first()
-            reason = "has been superseded by a newer replay" if known else "is not an execution of this fork"
-            raise ApiError(
-                409, f"Execution {execution_id!r} {reason}; the current one is {fork.execution_id!r}"
+            raise ExecutionNotCurrent(
+                execution_id=execution_id, current=fork.execution_id, known=known is not None
             )
         now = utcnow()
         await session.execute(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -10,20 +10,21 @@ from retrace_server.deps import DbDep
 from retrace_server.embeddings.dependencies import EmbeddingsDep
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.memory import service
-from retrace_server.memory.schemas import MemoryCreate, MemoryFilters, MemorySearch
+from retrace_server.memory.schemas import (
+    MemoryCreate,
+    MemoryEntry,
+    MemoryFilters,
+    MemorySearch,
+    MemorySearchResults,
+)
+from retrace_server.openapi import error_responses
 from retrace_server.pagination import PageDep
+from retrace_server.schemas import ListPage
 
 router = APIRouter(prefix="/api/v1/memory", tags=["memory"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid body or parameters"},
-    401: {"description": "Missing or invalid credentials"},
-}
-BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "Body too large"},
-    415: {"description": "Body is not JSON"},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such memory for this user"}}
+BODY_ERRORS = error_responses(400, 413, 415)
+NOT_FOUND = error_responses(404, e404="No such memory for this user")
 
 
 @router.post(
@@ -35,11 +36,14 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such memo
         "answers 200. A `key` already used in the scope updates that entry (200). The entry is embedded "
         "before the answer, so a search right after finds it."
     ),
+    response_model=MemoryEntry,
     responses={
-        200: {"description": "Existing entry (same content) or updated entry (same key)"},
-        **ERRORS,
-        409: {"description": "The key's new content is already another entry of the scope"},
+        200: {
+            "model": MemoryEntry,
+            "description": "Existing entry (same content) or updated entry (same key)",
+        },
         **BODY_ERRORS,
+        **error_responses(409, e409="The key's new content is already another entry of the scope"),
     },
     openapi_extra=body_schema(MemoryCreate),
 )
@@ -55,7 +59,8 @@ async def create_memory(
     "/search",
     summary="Search memories by meaning",
     description="Results carry `score` in 0..1 (cosine similarity), best first.",
-    responses={**ERRORS, **BODY_ERRORS},
+    response_model=MemorySearchResults,
+    responses=BODY_ERRORS,
     openapi_extra=body_schema(MemorySearch),
 )
 async def search_memory(
@@ -65,7 +70,12 @@ async def search_memory(
     return JsonResponse(await service.search(db, embeddings, user_id=user.id, request=payload))
 
 
-@router.get("", summary="List memories, newest first", responses=ERRORS)
+@router.get(
+    "",
+    summary="List memories, newest first",
+    response_model=ListPage[MemoryEntry],
+    responses=error_responses(400),
+)
 async def list_memories(
     user: UserDep,
     db: DbDep,
@@ -79,14 +89,12 @@ async def list_memories(
     return JsonResponse(list_envelope(data, total=total, limit=page.limit, offset=page.offset))
 
 
-@router.get("/{memory_id}", summary="Get a memory entry", responses={**ERRORS, **NOT_FOUND})
+@router.get("/{memory_id}", summary="Get a memory entry", response_model=MemoryEntry, responses=NOT_FOUND)
 async def get_memory(memory_id: str, user: UserDep, db: DbDep) -> JsonResponse:
     return JsonResponse(await service.get(db, user_id=user.id, memory_id=memory_id))
 
 
-@router.delete(
-    "/{memory_id}", status_code=204, summary="Delete a memory entry", responses={**ERRORS, **NOT_FOUND}
-)
+@router.delete("/{memory_id}", status_code=204, summary="Delete a memory entry", responses=NOT_FOUND)
 async def delete_memory(memory_id: str, user: UserDep, db: DbDep) -> Response:
     await service.delete_memory(db, user_id=user.id, memory_id=memory_id)
     return Response(status_code=204)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from retrace_server.schemas import Answer
 
 Scope = Annotated[str, Field(min_length=1, max_length=256)]
 Category = Annotated[str, Field(min_length=1, max_length=64)]
@@ -59,3 +62,26 @@ class MemoryFilters(BaseModel):
     scope: str | None = None
     category: str | None = None
     key: str | None = None
+
+
+class MemoryEntry(Answer):
+    id: str
+    content: str
+    scope: str
+    category: str | None
+    key: str | None
+    metadata: dict[str, Any]
+    confidence: float | None
+    source_trace_id: str | None
+    source_span_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryHit(MemoryEntry):
+    score: float = Field(description="0..1: cosine similarity (semantic) or share of the query's words")
+
+
+class MemorySearchResults(Answer):
+    data: list[MemoryHit] = Field(description="Best first")
+    mode: Literal["semantic", "lexical"] = Field(description="lexical when the server has no embedder")

@@ -18,7 +18,9 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal, store_cache_rows
 from retrace_server.embeddings.store import to_blob
-from retrace_server.errors import ApiError, Conflict, InvalidInput, NotFound, not_found
+from retrace_server.errors import InvalidInput
+from retrace_server.ingest.errors import TraceNotFound
+from retrace_server.memory.errors import MemoryContentTaken, MemoryNotFound
 from retrace_server.memory.models import Memory, MemoryVector
 from retrace_server.memory.schemas import MemoryCreate, MemoryFilters, MemorySearch
 from retrace_server.pagination import Page
@@ -101,10 +103,7 @@ async def _store(
         if keyed is None and same_content is not None:
             return same_content, False
         if keyed is not None and same_content is not None and same_content["id"] != keyed["id"]:
-            raise Conflict(
-                f"The same content is already stored in scope {payload.scope!r} "
-                f"as memory {same_content['id']}"
-            )
+            raise MemoryContentTaken(scope=payload.scope, memory_id=same_content["id"])
         fields = {name: getattr(payload, name) for name in KEPT_UNLESS_NAMED}
         if keyed is not None:
             fields.update({n: keyed[n] for n in KEPT_UNLESS_NAMED if n not in payload.model_fields_set})
@@ -182,19 +181,16 @@ async def _store_vector(
 async def _check_source(db: Database, *, user_id: str, payload: MemoryCreate) -> None:
     """A memory may cite only the caller's own trace (and a span of it): another user's trace id
     is refused exactly like one that does not exist, so nothing about it leaks."""
-    if payload.source_trace_id is None:
+    trace_id, span_id = payload.source_trace_id, payload.source_span_id
+    if trace_id is None:
         return
     try:
-        trace = await traces.get(
-            db, user_id=user_id, trace_id=payload.source_trace_id, spans=payload.source_span_id is not None
-        )
-    except (ApiError, NotFound) as exc:
-        if exc.status != 404:
-            raise
-        raise InvalidInput(f"source_trace_id: you have no trace {payload.source_trace_id!r}") from None
-    span_id = payload.source_span_id
-    if span_id is not None and all(span["id"] != span_id for span in trace["spans"]):
-        raise InvalidInput(f"source_span_id: trace {payload.source_trace_id!r} has no span {span_id!r}")
+        if span_id is None:
+            await traces.get(db, user_id=user_id, trace_id=trace_id, spans=False)
+        elif not await traces.has_span(db, user_id=user_id, trace_id=trace_id, span_id=span_id):
+            raise InvalidInput(f"source_span_id: trace {trace_id!r} has no span {span_id!r}")
+    except TraceNotFound:
+        raise InvalidInput(f"source_trace_id: you have no trace {trace_id!r}") from None
 
 
 def _filtered(query: Select[Any], *, user_id: str, filters: MemoryFilters) -> Select[Any]:
@@ -230,7 +226,7 @@ async def get(db: Database, *, user_id: str, memory_id: str) -> dict[str, Any]:
     async with db.read() as session:
         memory = await _one(session, Memory.id == memory_id, Memory.user_id == user_id)
     if memory is None:
-        raise not_found("Memory")
+        raise MemoryNotFound()
     return memory
 
 
@@ -240,7 +236,7 @@ async def delete_memory(db: Database, *, user_id: str, memory_id: str) -> None:
             delete(Memory).where(Memory.id == memory_id, Memory.user_id == user_id)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise not_found("Memory")
+            raise MemoryNotFound()
 
 
 async def search(

@@ -1,5 +1,5 @@
 """Per-user and per-IP rate limits (moving one-minute windows)."""
 
-from retrace_server.ratelimit.enforce import ip_rate_limit, limit_user
+from retrace_server.ratelimit.enforce import count_failed_authentication, ip_rate_limit, limit_user
 
-__all__ = ["ip_rate_limit", "limit_user"]
+__all__ = ["count_failed_authentication", "ip_rate_limit", "limit_user"]

@@ -1,26 +1,33 @@
-"""Applies the limits to requests: per user after authentication, per IP otherwise.
+"""Applies the limits to requests: per user after authentication, per IP otherwise, and per IP
+for failed authentications.
 
 Headers go to `request.state.response_headers`, which the request middleware adds to the
-response, 429s included.
+response, 429s included. This module knows users only by id and tier: the auth domain calls it,
+never the reverse.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection, Request
 
 from retrace_server.config import Settings
 from retrace_server.errors import ApiError
+from retrace_server.ratelimit.errors import RateLimited
 from retrace_server.ratelimit.limiter import Decision, Limiter, make_limiter
 from retrace_server.ratelimit.policy import RatePolicy, request_kind
 
-if TYPE_CHECKING:
-    from retrace_server.auth.dependencies import CurrentUser
-
 _MAX_BLOCKED_ADDRESSES = 10_000
+# A failed authentication past the address's budget is answered only after this pause, so that
+# guessing keys from one address cannot go faster than its connections allow; keys that verify
+# never wait. Past MAX_HELD_REFUSALS waiting at once, refusals go out at once (the pause must not
+# cost the server its connections).
+REFUSED_GUESS_DELAY_S = 1.0
+MAX_HELD_REFUSALS = 256
+FAILED_AUTHENTICATION = "too many failed authentication attempts from this address"
 
 
 @dataclass
@@ -29,9 +36,10 @@ class RateLimits:
 
     limiter: Limiter
     policy: RatePolicy
-    # Addresses out of failed-authentication attempts, until when. Kept in the process so that
-    # valid requests cost no extra Redis round trip; the count itself is shared.
+    # Addresses out of failed-authentication attempts, until when. Only the stream's
+    # `guard_authentication` reads it.
     blocked_until: dict[str, float] = field(default_factory=dict)
+    held_refusals: int = 0
 
     def block(self, ip: str, until: float) -> None:
         if len(self.blocked_until) >= _MAX_BLOCKED_ADDRESSES:
@@ -59,27 +67,27 @@ def _publish(conn: HTTPConnection, decision: Decision) -> None:
         headers.update(decision.headers())
 
 
-def _too_many(decision: Decision, reason: str) -> ApiError:
+def _too_many(decision: Decision, reason: str) -> RateLimited:
     seconds = decision.retry_after_s()
-    return ApiError(
-        429, f"Rate limit exceeded: {reason}. Retry in {seconds} second{'s' if seconds != 1 else ''}."
+    return RateLimited(
+        f"Rate limit exceeded: {reason}. Retry in {seconds} second{'s' if seconds != 1 else ''}."
     )
 
 
-async def limit_user(conn: HTTPConnection, user: CurrentUser) -> None:
+async def limit_user(conn: HTTPConnection, *, user_id: str, tier: str) -> None:
     """Counts the request against the user's tier limit for its kind (read or write)."""
     limits = _rate_limits(conn)
     if limits is None or conn.scope["type"] != "http" or _already_limited(conn):
         return
     kind = request_kind(conn.scope["method"], conn.scope["path"])
-    limit = limits.policy.user_limit(user.tier, kind)
-    decision = await limits.limiter.hit(f"user/{user.id}/{kind}", limit)
+    limit = limits.policy.user_limit(tier, kind)
+    decision = await limits.limiter.hit(f"user/{user_id}/{kind}", limit)
     if decision is None:
         return
     _publish(conn, decision)
     if not decision.allowed:
         hint = "; send spans in batches to write more per request" if kind == "write" else ""
-        raise _too_many(decision, f"{limit} {kind} requests per minute on the {user.tier} plan{hint}")
+        raise _too_many(decision, f"{limit} {kind} requests per minute on the {tier} plan{hint}")
 
 
 async def ip_rate_limit(request: Request) -> None:
@@ -96,8 +104,49 @@ async def ip_rate_limit(request: Request) -> None:
         raise _too_many(decision, f"{limit} unauthenticated requests per minute from one address")
 
 
+async def _count_failure(limits: RateLimits, ip: str) -> Decision | None:
+    decision = await limits.limiter.hit(f"auth-failures/{ip}", limits.policy.auth_failures_per_ip)
+    if decision is not None and decision.remaining == 0:
+        limits.block(ip, decision.reset_at)
+    return decision
+
+
+async def count_failed_authentication(conn: HTTPConnection) -> RateLimited | None:
+    """Counts a failed authentication against the client's address.
+
+    Within the address's budget, answers None (the caller refuses with 401). Past it, answers
+    the 429 to give instead, after a pause that slows guessing. Only failures are counted and
+    only failures are refused: a key that verifies is never refused for its address's failures.
+    """
+    limits = _rate_limits(conn)
+    if limits is None:
+        return None
+    decision = await _count_failure(limits, client_ip(conn))
+    if decision is None or decision.allowed:
+        return None
+    _publish(conn, decision)
+    if limits.held_refusals < MAX_HELD_REFUSALS:
+        limits.held_refusals += 1
+        try:
+            await asyncio.sleep(REFUSED_GUESS_DELAY_S)
+        finally:
+            limits.held_refusals -= 1
+    return _too_many(decision, FAILED_AUTHENTICATION)
+
+
+async def record_auth_failure(conn: HTTPConnection) -> None:
+    """The stream's failure hook (`app.state.on_auth_failure`): counts, and refuses nothing itself."""
+    limits = _rate_limits(conn)
+    if limits is not None:
+        await _count_failure(limits, client_ip(conn))
+
+
 async def guard_authentication(conn: HTTPConnection) -> None:
-    """Refuses to check credentials from an address that failed too often, so keys cannot be guessed."""
+    """The stream's check before it verifies a key: refuses an address out of failures.
+
+    HTTP requests no longer use it (they verify first and refuse only failures, see
+    `count_failed_authentication`); the stream keeps it until it does the same.
+    """
     limits = _rate_limits(conn)
     if limits is None or not limits.blocked_until:
         return
@@ -110,17 +159,7 @@ async def guard_authentication(conn: HTTPConnection) -> None:
         return
     decision = Decision(allowed=False, limit=limits.policy.auth_failures_per_ip, remaining=0, reset_at=until)
     _publish(conn, decision)
-    raise _too_many(decision, "too many failed authentication attempts from this address")
-
-
-async def record_auth_failure(conn: HTTPConnection) -> None:
-    limits = _rate_limits(conn)
-    if limits is None:
-        return
-    ip = client_ip(conn)
-    decision = await limits.limiter.hit(f"auth-failures/{ip}", limits.policy.auth_failures_per_ip)
-    if decision is not None and decision.remaining == 0:
-        limits.block(ip, decision.reset_at)
+    raise ApiError(429, _too_many(decision, FAILED_AUTHENTICATION).message)
 
 
 def make_rate_limits(settings: Settings) -> RateLimits | None:

@@ -7,8 +7,9 @@ from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep
 from retrace_server.embeddings.dependencies import EmbeddingsDep
 from retrace_server.jsonutil import JsonResponse
+from retrace_server.openapi import error_responses
 from retrace_server.search import service
-from retrace_server.search.schemas import SearchRequest
+from retrace_server.search.schemas import SearchRequest, SearchResults
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
@@ -21,12 +22,14 @@ router = APIRouter(prefix="/api/v1/search", tags=["search"])
         "rankings answered (`lexical` when the server has no embedder). Spans are found by words as "
         "soon as they are stored and by meaning once the indexer has embedded them."
     ),
-    responses={
-        400: {"description": "Invalid body (empty or too long query, bad limit or filters)"},
-        401: {"description": "Missing or invalid credentials"},
-        413: {"description": "Body too large"},
-        415: {"description": "Body is not JSON"},
-    },
+    response_model=SearchResults,
+    responses=error_responses(
+        400,
+        413,
+        415,
+        e400="Invalid body (empty or too long query, bad limit or filters), "
+        "or mode=semantic on a server without an embedder",
+    ),
     openapi_extra=body_schema(SearchRequest),
 )
 async def search_spans(request: Request, user: UserDep, db: DbDep, embeddings: EmbeddingsDep) -> JsonResponse:

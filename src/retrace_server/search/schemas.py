@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retrace_server.traces.schemas import SpanType, UtcTimestamp
+from retrace_server.schemas import Answer
+from retrace_server.traces.schemas import SpanOut, SpanType, UtcTimestamp
 
 SearchMode = Literal["hybrid", "lexical", "semantic"]
 MAX_QUERY_CHARS = 2000
@@ -35,3 +36,17 @@ class SearchRequest(BaseModel):
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError("since must be before until")
         return self
+
+
+class SearchHit(Answer):
+    score: float = Field(description="0..1, best first")
+    trace_id: str
+    span: SpanOut = Field(description="The span as `GET /api/v1/traces/{id}` answers it")
+    highlight: str = Field(description="An excerpt of the span's text around the matched words")
+
+
+class SearchResults(Answer):
+    data: list[SearchHit]
+    mode: SearchMode = Field(
+        description="The rankings that answered (lexical when the server has no embedder)"
+    )

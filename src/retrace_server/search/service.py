@@ -14,8 +14,8 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import UtcDateTime
 from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal
 from retrace_server.embeddings.text import HIGHLIGHT_SOURCE_CHARS, span_text
-from retrace_server.errors import ApiError
 from retrace_server.search import lexical
+from retrace_server.search.errors import SemanticSearchOff
 from retrace_server.search.highlight import highlight
 from retrace_server.search.schemas import SearchMode, SearchRequest
 from retrace_server.traces import service as traces
@@ -40,7 +40,7 @@ def _mode(request: SearchRequest, embeddings: EmbeddingService) -> SearchMode:
     if embeddings.enabled:
         return request.mode
     if request.mode == "semantic":
-        raise ApiError(400, "Semantic search is off on this server (RETRACE_EMBEDDER=none); use mode=lexical")
+        raise SemanticSearchOff()
     return "lexical"
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -8,27 +8,27 @@ from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep
 from retrace_server.jsonutil import JsonResponse, list_envelope
+from retrace_server.openapi import error_responses
 from retrace_server.pagination import PageDep
+from retrace_server.schemas import ListPage
 from retrace_server.skills import service
-from retrace_server.skills.schemas import SkillCreate, SkillUpdate
+from retrace_server.skills.schemas import SkillCreate, SkillDetail, SkillUpdate, SkillVersionDetail
 
 router = APIRouter(prefix="/api/v1/skills", tags=["skills"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid body or parameters (including unbalanced template braces)"},
-    401: {"description": "Missing or invalid credentials"},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such skill for this user"}}
-NAME_TAKEN: dict[int | str, dict[str, Any]] = {
-    409: {"description": "You already have a skill with this name"}
-}
+BODY_ERRORS = error_responses(
+    400, 413, 415, e400="Invalid body (including unbalanced template braces); the message names the field"
+)
+NOT_FOUND = error_responses(404, e404="No such skill for this user")
+NAME_TAKEN = error_responses(409, e409="You already have a skill with this name")
 
 
 @router.post(
     "",
     status_code=201,
     summary="Create a skill (version 1)",
-    responses={**ERRORS, **NAME_TAKEN, 413: {}, 415: {}},
+    response_model=SkillDetail,
+    responses={**BODY_ERRORS, **NAME_TAKEN},
     openapi_extra=body_schema(SkillCreate),
 )
 async def create_skill(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
@@ -36,7 +36,12 @@ async def create_skill(request: Request, user: UserDep, db: DbDep) -> JsonRespon
     return JsonResponse(await service.create(db, user_id=user.id, payload=payload), status_code=201)
 
 
-@router.get("", summary="List skills, newest first; filters combine", responses=ERRORS)
+@router.get(
+    "",
+    summary="List skills, newest first; filters combine",
+    response_model=ListPage[SkillDetail],
+    responses=error_responses(400),
+)
 async def list_skills(
     user: UserDep,
     db: DbDep,
@@ -56,7 +61,12 @@ async def list_skills(
     return JsonResponse(list_envelope(data, total=total, limit=page.limit, offset=page.offset))
 
 
-@router.get("/{skill_id}", summary="Get a skill (yours, or a public one)", responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/{skill_id}",
+    summary="Get a skill (yours, or a public one)",
+    response_model=SkillDetail,
+    responses=NOT_FOUND,
+)
 async def get_skill(skill_id: str, user: UserDep, db: DbDep) -> JsonResponse:
     return JsonResponse(await service.get(db, user_id=user.id, skill_id=skill_id))
 
@@ -64,7 +74,12 @@ async def get_skill(skill_id: str, user: UserDep, db: DbDep) -> JsonResponse:
 @router.patch(
     "/{skill_id}",
     summary="Change the given fields as a new version",
-    responses={**ERRORS, **NOT_FOUND, **NAME_TAKEN, 413: {}, 415: {}},
+    response_model=SkillDetail,
+    responses={
+        **BODY_ERRORS,
+        **NOT_FOUND,
+        **error_responses(409, e409="Another of your skills has this name, or a concurrent update won"),
+    },
     openapi_extra=body_schema(SkillUpdate),
 )
 async def update_skill(skill_id: str, request: Request, user: UserDep, db: DbDep) -> JsonResponse:
@@ -76,7 +91,7 @@ async def update_skill(skill_id: str, request: Request, user: UserDep, db: DbDep
     "/{skill_id}",
     status_code=204,
     summary="Delete a skill and its history",
-    responses={**ERRORS, **NOT_FOUND},
+    responses=NOT_FOUND,
 )
 async def delete_skill(skill_id: str, user: UserDep, db: DbDep) -> Response:
     await service.delete_skill(db, user_id=user.id, skill_id=skill_id)
@@ -86,7 +101,8 @@ async def delete_skill(skill_id: str, user: UserDep, db: DbDep) -> Response:
 @router.get(
     "/{skill_id}/versions",
     summary="List every version of a skill, newest first",
-    responses={**ERRORS, **NOT_FOUND},
+    response_model=ListPage[SkillVersionDetail],
+    responses={**error_responses(400), **NOT_FOUND},
 )
 async def list_versions(skill_id: str, user: UserDep, db: DbDep, page: PageDep) -> JsonResponse:
     data, total = await service.list_versions(db, user_id=user.id, skill_id=skill_id, page=page)
@@ -96,7 +112,8 @@ async def list_versions(skill_id: str, user: UserDep, db: DbDep, page: PageDep) 
 @router.get(
     "/{skill_id}/versions/{version}",
     summary="Get one version of a skill",
-    responses={**ERRORS, 404: {"description": "No such skill or version for this user"}},
+    response_model=SkillVersionDetail,
+    responses=error_responses(400, 404, e404="No such skill or version for this user"),
 )
 async def get_version(
     skill_id: str, version: Annotated[int, Path(ge=1)], user: UserDep, db: DbDep

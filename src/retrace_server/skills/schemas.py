@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from retrace_server.schemas import Answer
 from retrace_server.skills.templates import template_variables
 
 ErrorHandling = Literal["retry", "fail", "fallback"]
@@ -99,3 +101,36 @@ class SkillUpdate(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return {field: getattr(self, field) for field in self.model_fields_set}
+
+
+class SkillContent(Answer):
+    name: str
+    description: str
+    prompt_template: str
+    tools: list[str | dict[str, Any]]
+    max_iterations: int
+    error_handling: ErrorHandling
+    memory_scope: str | None
+    scope: str | None
+    tags: list[str]
+    is_public: bool
+    metadata: dict[str, Any]
+    variables: list[str] = Field(description="The template's `{variables}`, in order of appearance")
+
+
+class SkillDetail(SkillContent):
+    """A skill as its current version stands."""
+
+    id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SkillVersionDetail(SkillContent):
+    skill_id: str
+    version: int
+    changed_fields: list[str] = Field(
+        description="The fields this version changed (all of them in version 1)"
+    )
+    created_at: datetime

@@ -11,8 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.errors import ApiError, not_found
 from retrace_server.pagination import Page
+from retrace_server.skills.errors import (
+    SkillChangedConcurrently,
+    SkillNameTaken,
+    SkillNotFound,
+    SkillVersionNotFound,
+)
 from retrace_server.skills.models import Skill, SkillTag, SkillVersion
 from retrace_server.skills.schemas import CONTENT_FIELDS, SkillCreate, SkillUpdate
 from retrace_server.skills.templates import template_variables
@@ -47,10 +52,6 @@ def _version_dict(row: SkillVersion) -> dict[str, Any]:
         "changed_fields": row.changed_fields,
         "created_at": row.created_at,
     }
-
-
-def _duplicate_name(name: str) -> ApiError:
-    return ApiError(409, f"You already have a skill named {name!r}")
 
 
 async def _name_taken(
@@ -89,13 +90,13 @@ async def create(db: Database, *, user_id: str, payload: SkillCreate) -> dict[st
     try:
         async with db.write() as session:
             if await _name_taken(session, user_id=user_id, name=payload.name):
-                raise _duplicate_name(payload.name)
+                raise SkillNameTaken(payload.name)
             session.add(skill)
             await session.flush()
             await _replace_tags(session, skill_id=skill.id, tags=payload.tags, replace=False)
             await _record_version(session, skill, list(CONTENT_FIELDS))
     except IntegrityError:
-        raise _duplicate_name(payload.name) from None
+        raise SkillNameTaken(payload.name) from None
     return _skill_dict(skill)
 
 
@@ -110,7 +111,7 @@ async def get(db: Database, *, user_id: str, skill_id: str) -> dict[str, Any]:
             await session.execute(select(Skill).where(Skill.id == skill_id, _readable_by(user_id)))
         ).scalar_one_or_none()
     if skill is None:
-        raise not_found("Skill")
+        raise SkillNotFound()
     return _skill_dict(skill)
 
 
@@ -158,7 +159,7 @@ async def update(db: Database, *, user_id: str, skill_id: str, payload: SkillUpd
                 )
             ).scalar_one_or_none()
             if skill is None:
-                raise not_found("Skill")
+                raise SkillNotFound()
             current = _content(skill)
             changed = [
                 field for field in CONTENT_FIELDS if field in changes and changes[field] != current[field]
@@ -168,7 +169,7 @@ async def update(db: Database, *, user_id: str, skill_id: str, payload: SkillUpd
             if "name" in changed and await _name_taken(
                 session, user_id=user_id, name=changes["name"], except_id=skill_id
             ):
-                raise _duplicate_name(changes["name"])
+                raise SkillNameTaken(changes["name"])
             for field in changed:
                 setattr(skill, _attribute(field), changes[field])
             skill.version += 1
@@ -178,7 +179,7 @@ async def update(db: Database, *, user_id: str, skill_id: str, payload: SkillUpd
                 await _replace_tags(session, skill_id=skill_id, tags=changes["tags"], replace=True)
             await _record_version(session, skill, changed)
     except IntegrityError:
-        raise ApiError(409, "The skill was changed concurrently; retry the update") from None
+        raise SkillChangedConcurrently() from None
     return _skill_dict(skill)
 
 
@@ -186,14 +187,14 @@ async def delete_skill(db: Database, *, user_id: str, skill_id: str) -> None:
     async with db.write() as session:
         result = await session.execute(delete(Skill).where(Skill.id == skill_id, Skill.user_id == user_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise not_found("Skill")
+            raise SkillNotFound()
 
 
 async def _owned(session: AsyncSession, *, user_id: str, skill_id: str) -> None:
     # History stays with the owner: a skill made public later may have private past versions.
     found = await session.execute(select(Skill.id).where(Skill.id == skill_id, Skill.user_id == user_id))
     if found.first() is None:
-        raise not_found("Skill")
+        raise SkillNotFound()
 
 
 async def list_versions(
@@ -226,5 +227,5 @@ async def get_version(db: Database, *, user_id: str, skill_id: str, version: int
             )
         ).scalar_one_or_none()
     if row is None:
-        raise not_found(f"Version {version} of this skill")
+        raise SkillVersionNotFound(version)
     return _version_dict(row)

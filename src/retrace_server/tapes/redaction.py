@@ -21,7 +21,7 @@ from typing import Any
 
 import regex
 
-from retrace_server.errors import InvalidInput
+from retrace_server.tapes.errors import InvalidRedactionPattern
 
 CUSTOM_KIND = "custom"
 SECRET_FIELD_KIND = "secret_field"
@@ -190,7 +190,7 @@ class Redactor:
                 raise TimeoutError
             text, replaced = pattern.subn(placeholder(CUSTOM_KIND), text, timeout=remaining)
         except TimeoutError:
-            raise InvalidInput(
+            raise InvalidRedactionPattern(
                 f"redact_patterns: {pattern.pattern!r} takes too long to match; simplify it"
             ) from None
         if replaced:
@@ -208,9 +208,11 @@ def compile_custom_patterns(sources: list[str]) -> list[regex.Pattern[str]]:
         try:
             pattern = regex.compile(source)
         except (regex.error, ValueError, OverflowError) as exc:
-            raise InvalidInput(f"redact_patterns[{index}]: invalid regular expression: {exc}") from None
+            raise InvalidRedactionPattern(
+                f"redact_patterns[{index}]: invalid regular expression: {exc}"
+            ) from None
         if pattern.fullmatch("", timeout=1.0) is not None:
-            raise InvalidInput(f"redact_patterns[{index}]: the pattern matches the empty string")
+            raise InvalidRedactionPattern(f"redact_patterns[{index}]: the pattern matches the empty string")
         compiled.append(pattern)
     return compiled
 

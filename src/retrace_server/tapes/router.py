@@ -1,33 +1,32 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from retrace_server.auth.dependencies import CurrentUser, UserDep, authenticate
+from retrace_server.auth.dependencies import CurrentUser, OptionalUserDep, UserDep
+from retrace_server.auth.errors import CredentialsRequired
 from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep, SettingsDep
-from retrace_server.errors import ApiError
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.openapi import error_responses
 from retrace_server.pagination import PageDep
 from retrace_server.ratelimit import ip_rate_limit
+from retrace_server.schemas import ListPage
 from retrace_server.tapes import service
-from retrace_server.tapes.schemas import TapeCreate, TapePreviewRequest, TapeRedactionPreview
+from retrace_server.tapes.schemas import (
+    TapeCreate,
+    TapeDetail,
+    TapePreviewRequest,
+    TapeRedactionPreview,
+    TapeSummary,
+)
 
 router = APIRouter(prefix="/api/v1/tapes", tags=["tapes"])
 
-BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"description": "Invalid body or parameters"}}
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid credentials"}}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such tape"}}
-RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "Too many reads from this user or address"}
-}
 
-
-async def public_reader(request: Request) -> CurrentUser | None:
+async def public_reader(request: Request, user: OptionalUserDep) -> CurrentUser | None:
     """The caller when credentials were sent (limited per user); else None, limited per client IP."""
-    user = await authenticate(request)
     if user is None:
         await ip_rate_limit(request)
     return user
@@ -40,13 +39,8 @@ ReaderDep = Annotated[CurrentUser | None, Depends(public_reader)]
     "",
     status_code=201,
     summary="Publish a redacted, frozen snapshot of a trace",
-    responses={
-        **BAD_REQUEST,
-        **UNAUTHORIZED,
-        404: {"description": "No such trace for this user"},
-        413: {},
-        415: {},
-    },
+    response_model=TapeSummary,
+    responses=error_responses(400, 404, 413, 415, e404="No such trace for this user"),
     openapi_extra=body_schema(TapeCreate),
 )
 async def create_tape(request: Request, user: UserDep, db: DbDep, settings: SettingsDep) -> JsonResponse:
@@ -78,11 +72,14 @@ async def preview_tape(request: Request, user: UserDep, db: DbDep) -> JsonRespon
 @router.get(
     "",
     summary="List public tapes (or your own with mine=true), newest first",
-    responses={
-        **BAD_REQUEST,
-        401: {"description": "Invalid credentials, or mine=true without any"},
-        **RATE_LIMITED,
-    },
+    response_model=ListPage[TapeSummary],
+    responses=error_responses(
+        400,
+        401,
+        429,
+        e401="Invalid credentials, or mine=true without any",
+        e429="Too many reads from this user or address",
+    ),
 )
 async def list_tapes(
     reader: ReaderDep,
@@ -96,8 +93,8 @@ async def list_tapes(
     owner_id = None
     if mine:
         if reader is None:
-            raise ApiError(
-                401, "mine=true needs credentials: send `x-retrace-key` or `Authorization: Bearer <jwt>`"
+            raise CredentialsRequired(
+                "mine=true needs credentials: send `x-retrace-key` or `Authorization: Bearer <jwt>`"
             )
         owner_id = reader.id
     data, total = await service.list_tapes(db, page=page, public_url=settings.public_url, owner_id=owner_id)
@@ -107,7 +104,15 @@ async def list_tapes(
 @router.get(
     "/{slug}",
     summary="Get a tape with its spans (public, no credentials)",
-    responses={**NOT_FOUND, 401: {"description": "Invalid credentials (none are needed)"}, **RATE_LIMITED},
+    response_model=TapeDetail,
+    responses=error_responses(
+        401,
+        404,
+        429,
+        e401="Invalid credentials (none are needed)",
+        e404="No such tape",
+        e429="Too many reads from this user or address",
+    ),
     dependencies=[Depends(public_reader)],
 )
 async def get_tape(slug: str, db: DbDep, settings: SettingsDep) -> JsonResponse:
@@ -118,7 +123,7 @@ async def get_tape(slug: str, db: DbDep, settings: SettingsDep) -> JsonResponse:
     "/{slug}",
     status_code=204,
     summary="Remove one of your tapes",
-    responses={**UNAUTHORIZED, 404: {"description": "No such tape of this user"}},
+    responses=error_responses(404, e404="No such tape of this user"),
 )
 async def delete_tape(slug: str, user: UserDep, db: DbDep) -> Response:
     await service.delete_tape(db, user_id=user.id, slug=slug)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from retrace_server.schemas import Answer
 from retrace_server.tapes.redaction import MAX_CUSTOM_PATTERNS, MAX_PATTERN_LENGTH
 
 Visibility = Literal["public", "unlisted"]
@@ -49,3 +51,25 @@ class TapeRedactionPreview(BaseModel):
     redactions: dict[str, int] = Field(
         description="Replacements per kind (`openai_key`, `secret_field`, `url_credentials`, `custom`, ...)"
     )
+
+
+class TapeSummary(Answer):
+    slug: str
+    trace_id: str
+    title: str | None
+    description: str | None
+    visibility: Visibility
+    span_count: int
+    redacted_count: int = Field(description="Values replaced by redaction, in all")
+    redactions: dict[str, int] = Field(description="Redactions per kind of secret")
+    view_count: int
+    created_at: datetime
+    url: str = Field(description="The tape's public link")
+
+
+class TapeDetail(TapeSummary):
+    trace: dict[str, Any] = Field(
+        description="The trace as `GET /api/v1/traces/{id}` answered when the tape was published "
+        "(without its spans), redacted"
+    )
+    spans: list[dict[str, Any]] = Field(description="The trace's spans at publication, redacted")

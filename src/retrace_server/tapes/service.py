@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.errors import ApiError, not_found
 from retrace_server.jsonutil import dumps
 from retrace_server.pagination import Page
+from retrace_server.tapes.errors import TapeNotFound
 from retrace_server.tapes.models import Tape
 from retrace_server.tapes.redaction import Redactor, make_redactor
 from retrace_server.tapes.schemas import TapeCreate
@@ -126,7 +126,7 @@ async def create(db: Database, *, user_id: str, payload: TapeCreate, public_url:
             return _summary(row, public_url)
         except IntegrityError:
             continue  # a slug collision at 96 bits is near impossible; draw again
-    raise ApiError(500, "Could not allocate a tape slug")
+    raise RuntimeError("could not allocate a tape slug in 3 draws")
 
 
 async def get(db: Database, *, slug: str, public_url: str) -> dict[str, Any]:
@@ -139,13 +139,13 @@ async def get(db: Database, *, slug: str, public_url: str) -> dict[str, Any]:
             .returning(Tape.view_count)
         )
         if counted.first() is None:
-            raise not_found("Tape")
+            raise TapeNotFound()
     async with db.read() as session:
         row = (
             await session.execute(select(*SUMMARY_COLUMNS, Tape.trace, Tape.spans).where(Tape.slug == slug))
         ).first()
     if row is None:
-        raise not_found("Tape")
+        raise TapeNotFound()
     return _summary(row, public_url)
 
 
@@ -170,4 +170,4 @@ async def delete_tape(db: Database, *, user_id: str, slug: str) -> None:
     async with db.write() as session:
         result = await session.execute(delete(Tape).where(Tape.slug == slug, Tape.user_id == user_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise not_found("Tape")
+            raise TapeNotFound()
