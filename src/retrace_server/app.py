@@ -33,7 +33,7 @@ from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.openapi import install_openapi
 from retrace_server.pricing import price_table
-from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
+from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits
 from retrace_server.schemas import HealthStatus
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
@@ -105,7 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jwt = JwtVerifier(settings)
-    app.state.on_auth_failure = record_auth_failure
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 

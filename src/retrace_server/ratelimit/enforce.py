@@ -9,18 +9,15 @@ never the reverse.
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection, Request
 
 from retrace_server.config import Settings
-from retrace_server.errors import ApiError
 from retrace_server.ratelimit.errors import RateLimited
 from retrace_server.ratelimit.limiter import Decision, Limiter, make_limiter
 from retrace_server.ratelimit.policy import RatePolicy, request_kind
 
-_MAX_BLOCKED_ADDRESSES = 10_000
 # A failed authentication past the address's budget is answered only after this pause, so that
 # guessing keys from one address cannot go faster than its connections allow; keys that verify
 # never wait. Past MAX_HELD_REFUSALS waiting at once, refusals go out at once (the pause must not
@@ -36,16 +33,7 @@ class RateLimits:
 
     limiter: Limiter
     policy: RatePolicy
-    # Addresses out of failed-authentication attempts, until when. Only the stream's
-    # `guard_authentication` reads it.
-    blocked_until: dict[str, float] = field(default_factory=dict)
     held_refusals: int = 0
-
-    def block(self, ip: str, until: float) -> None:
-        if len(self.blocked_until) >= _MAX_BLOCKED_ADDRESSES:
-            now = time.time()
-            self.blocked_until = {k: v for k, v in self.blocked_until.items() if v > now}
-        self.blocked_until[ip] = until
 
 
 def _rate_limits(conn: HTTPConnection) -> RateLimits | None:
@@ -105,10 +93,7 @@ async def ip_rate_limit(request: Request) -> None:
 
 
 async def _count_failure(limits: RateLimits, ip: str) -> Decision | None:
-    decision = await limits.limiter.hit(f"auth-failures/{ip}", limits.policy.auth_failures_per_ip)
-    if decision is not None and decision.remaining == 0:
-        limits.block(ip, decision.reset_at)
-    return decision
+    return await limits.limiter.hit(f"auth-failures/{ip}", limits.policy.auth_failures_per_ip)
 
 
 async def count_failed_authentication(conn: HTTPConnection) -> RateLimited | None:
@@ -132,34 +117,6 @@ async def count_failed_authentication(conn: HTTPConnection) -> RateLimited | Non
         finally:
             limits.held_refusals -= 1
     return _too_many(decision, FAILED_AUTHENTICATION)
-
-
-async def record_auth_failure(conn: HTTPConnection) -> None:
-    """The stream's failure hook (`app.state.on_auth_failure`): counts, and refuses nothing itself."""
-    limits = _rate_limits(conn)
-    if limits is not None:
-        await _count_failure(limits, client_ip(conn))
-
-
-async def guard_authentication(conn: HTTPConnection) -> None:
-    """The stream's check before it verifies a key: refuses an address out of failures.
-
-    HTTP requests no longer use it (they verify first and refuse only failures, see
-    `count_failed_authentication`); the stream keeps it until it does the same.
-    """
-    limits = _rate_limits(conn)
-    if limits is None or not limits.blocked_until:
-        return
-    ip = client_ip(conn)
-    until = limits.blocked_until.get(ip)
-    if until is None:
-        return
-    if until <= time.time():
-        del limits.blocked_until[ip]
-        return
-    decision = Decision(allowed=False, limit=limits.policy.auth_failures_per_ip, remaining=0, reset_at=until)
-    _publish(conn, decision)
-    raise ApiError(429, _too_many(decision, FAILED_AUTHENTICATION).message)
 
 
 def make_rate_limits(settings: Settings) -> RateLimits | None:

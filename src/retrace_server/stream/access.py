@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-
 from starlette.websockets import WebSocket
 
 from retrace_server.auth.dependencies import CurrentUser, user_from_api_key
 from retrace_server.enforcement import quota
 from retrace_server.enforcement.quota import QuotaExceeded
-from retrace_server.errors import ApiError
-from retrace_server.ratelimit.enforce import guard_authentication
+from retrace_server.ratelimit import count_failed_authentication
 
 
 class StreamRefused(Exception):
@@ -25,24 +22,16 @@ RATE_LIMITED_CLOSE = 4029
 
 
 async def authenticate(websocket: WebSocket, api_key: str) -> CurrentUser:
-    """The key's user; a bad key counts against the failed-authentication limit of the address."""
-    try:
-        await guard_authentication(websocket)
-    except ApiError as exc:
-        raise StreamRefused(exc.message, close_code=RATE_LIMITED_CLOSE) from None
+    """The key's user. A bad key counts against its address's failed-authentication budget, and
+    past it is refused more slowly (4029); a key that verifies is never refused for other
+    connections' failures."""
     user = await user_from_api_key(websocket.app.state.db, api_key)
-    if user is None:
-        await count_auth_failure(websocket)
-        raise StreamRefused("Invalid API key", close_code=AUTH_FAILED_CLOSE)
-    return user
-
-
-async def count_auth_failure(websocket: WebSocket) -> None:
-    hook = getattr(websocket.app.state, "on_auth_failure", None)
-    if hook is not None:
-        outcome = hook(websocket)
-        if inspect.isawaitable(outcome):
-            await outcome
+    if user is not None:
+        return user
+    too_many = await count_failed_authentication(websocket)
+    if too_many is not None:
+        raise StreamRefused(too_many.message, close_code=RATE_LIMITED_CLOSE)
+    raise StreamRefused("Invalid API key", close_code=AUTH_FAILED_CLOSE)
 
 
 async def admit_trace(websocket: WebSocket, user: CurrentUser, trace_id: str) -> str | None:

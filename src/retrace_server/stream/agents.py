@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
+from retrace_server.db.upsert import insert_or_update
 from retrace_server.stream.models import StreamAgent, StreamAgentFunction, StreamCommand
 
 # A connection whose process has not refreshed it for this many ping intervals is gone.
@@ -93,10 +93,9 @@ class AgentRegistry:
         if not new:
             return
         async with self._db.write() as session:
-            dialect = self._db.dialect
-            insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            await session.execute(
-                insert_fn(StreamAgentFunction).on_conflict_do_nothing(),
+            await insert_or_update(
+                session,
+                StreamAgentFunction,
                 [{"agent_id": link.id, "trace_name": name, "user_id": link.user_id} for name in sorted(new)],
             )
         link.functions |= new
