@@ -1,4 +1,9 @@
-"""SQL fragments of the SQLite full-text index of spans, shared by its migrations and indexer."""
+"""SQL fragments of the SQLite full-text index of spans, used by its indexer and lexical search.
+
+The triggers that record changed spans (`spans_fts_changes`) were made by migrations, which hold
+their own frozen copies of these fragments: editing one here leaves existing databases as they
+are, so a change the triggers must follow needs a new migration.
+"""
 
 from __future__ import annotations
 

@@ -12,13 +12,19 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001_foundation"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("foundation",)
 depends_on: str | Sequence[str] | None = None
+
+# Aware UTC timestamps: timestamptz on PostgreSQL, sortable ISO text on SQLite.
+_UTC_DATETIME = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
+# JSONB on PostgreSQL, JSON text on SQLite.
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY.
+_BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -26,7 +32,7 @@ def upgrade() -> None:
         "users",
         sa.Column("id", sa.String(128), primary_key=True),
         sa.Column("tier", sa.String(16), nullable=False, server_default="free"),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", _UTC_DATETIME, nullable=False),
     )
     op.create_table(
         "api_keys",
@@ -34,9 +40,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("prefix", sa.String(16), nullable=False),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
-        sa.Column("last_used_at", UtcDateTime(), nullable=True),
-        sa.Column("revoked_at", UtcDateTime(), nullable=True),
+        sa.Column("created_at", _UTC_DATETIME, nullable=False),
+        sa.Column("last_used_at", _UTC_DATETIME, nullable=True),
+        sa.Column("revoked_at", _UTC_DATETIME, nullable=True),
     )
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
     op.create_table(
@@ -45,21 +51,21 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(512), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("input", JsonColumn, nullable=True),
-        sa.Column("output", JsonColumn, nullable=True),
-        sa.Column("metadata", JsonColumn, nullable=False),
+        sa.Column("input", _JSON, nullable=True),
+        sa.Column("output", _JSON, nullable=True),
+        sa.Column("metadata", _JSON, nullable=False),
         sa.Column("session_id", sa.String(256), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("lossy", sa.Boolean(), nullable=False),
-        sa.Column("started_at", UtcDateTime(), nullable=False),
-        sa.Column("ended_at", UtcDateTime(), nullable=True),
-        sa.Column("last_activity_at", UtcDateTime(), nullable=True),
+        sa.Column("started_at", _UTC_DATETIME, nullable=False),
+        sa.Column("ended_at", _UTC_DATETIME, nullable=True),
+        sa.Column("last_activity_at", _UTC_DATETIME, nullable=True),
         sa.Column("total_tokens", sa.BigInteger(), nullable=False),
         sa.Column("total_cost", sa.Float(), nullable=False),
         sa.Column("total_duration_ms", sa.BigInteger(), nullable=False),
         sa.Column("span_count", sa.Integer(), nullable=False),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
-        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", _UTC_DATETIME, nullable=False),
+        sa.Column("updated_at", _UTC_DATETIME, nullable=False),
     )
     op.create_index("ix_traces_user_started", "traces", ["user_id", "started_at", "id"])
     op.create_index("ix_traces_user_status_started", "traces", ["user_id", "status", "started_at", "id"])
@@ -80,7 +86,7 @@ def upgrade() -> None:
     _create_trace_names()
     op.create_table(
         "spans",
-        sa.Column("pk", BigIntPk, primary_key=True, autoincrement=True),
+        sa.Column("pk", _BIGINT_PK, primary_key=True, autoincrement=True),
         sa.Column("id", sa.String(128), nullable=False),
         sa.Column("trace_id", sa.String(128), sa.ForeignKey("traces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("user_id", sa.String(128), nullable=False),
@@ -88,18 +94,18 @@ def upgrade() -> None:
         sa.Column("span_type", sa.String(32), nullable=False),
         sa.Column("name", sa.String(512), nullable=False),
         sa.Column("model", sa.String(256), nullable=True),
-        sa.Column("input", JsonColumn, nullable=True),
-        sa.Column("output", JsonColumn, nullable=True),
+        sa.Column("input", _JSON, nullable=True),
+        sa.Column("output", _JSON, nullable=True),
         sa.Column("input_tokens", sa.Integer(), nullable=True),
         sa.Column("output_tokens", sa.Integer(), nullable=True),
         sa.Column("cost", sa.Float(), nullable=True),
         sa.Column("duration_ms", sa.BigInteger(), nullable=True),
-        sa.Column("metadata", JsonColumn, nullable=False),
+        sa.Column("metadata", _JSON, nullable=False),
         sa.Column("agent_id", sa.String(256), nullable=True),
         sa.Column("parent_agent_id", sa.String(256), nullable=True),
         sa.Column("agent_role", sa.String(256), nullable=True),
-        sa.Column("started_at", UtcDateTime(), nullable=False),
-        sa.Column("ended_at", UtcDateTime(), nullable=True),
+        sa.Column("started_at", _UTC_DATETIME, nullable=False),
+        sa.Column("ended_at", _UTC_DATETIME, nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.UniqueConstraint("trace_id", "id", name="uq_spans_trace_id_id"),
     )

@@ -10,26 +10,27 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from retrace_server.db.types import UtcDateTime
-
 revision: str = "0002_accounts"
 down_revision: str | Sequence[str] | None = "0001_foundation"
 branch_labels: str | Sequence[str] | None = ("accounts",)
 depends_on: str | Sequence[str] | None = None
+
+# Aware UTC timestamps: timestamptz on PostgreSQL, sortable ISO text on SQLite.
+_UTC_DATETIME = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("billing_customer_id", sa.String(128), nullable=True))
         batch.add_column(sa.Column("billing_subscription_id", sa.String(128), nullable=True))
-        batch.add_column(sa.Column("billing_event_at", UtcDateTime(), nullable=True))
+        batch.add_column(sa.Column("billing_event_at", _UTC_DATETIME, nullable=True))
     op.create_index("ix_users_billing_customer_id", "users", ["billing_customer_id"])
     op.create_index("ix_users_billing_subscription_id", "users", ["billing_subscription_id"])
     op.create_table(
         "billing_webhook_events",
         sa.Column("id", sa.String(256), primary_key=True),
         sa.Column("event_type", sa.String(128), nullable=False),
-        sa.Column("received_at", UtcDateTime(), nullable=False),
+        sa.Column("received_at", _UTC_DATETIME, nullable=False),
     )
 
 

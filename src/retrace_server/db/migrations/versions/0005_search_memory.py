@@ -14,42 +14,65 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime
-from retrace_server.search.fts_sql import (
-    ENQUEUE_FOR_EMBEDDING,
-    FTS_COLUMNS,
-    TEXT_COLUMNS,
-    fts_values,
-    sqlite_text_changed,
-)
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0005_search_memory"
 down_revision: str | Sequence[str] | None = "0001_foundation"
 branch_labels: str | Sequence[str] | None = ("search_memory",)
 depends_on: str | Sequence[str] | None = None
 
+# Aware UTC timestamps: timestamptz on PostgreSQL, sortable ISO text on SQLite.
+_UTC_DATETIME = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
+# JSONB on PostgreSQL, JSON text on SQLite.
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY.
+_BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 HNSW_DIM = 384
 
-_PG_TEXT_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TEXT_COLUMNS)
-_NEW = fts_values("new")
-_OLD = fts_values("old")
+# The indexed columns, and the first 8000 characters of the long ones.
+_FTS_COLUMNS = "name, span_type, model, error, input, output"
+_NEW = (
+    "new.name, new.span_type, new.model, substr(new.error, 1, 8000), substr(new.input, 1, 8000), "
+    "substr(new.output, 1, 8000)"
+)
+_OLD = (
+    "old.name, old.span_type, old.model, substr(old.error, 1, 8000), substr(old.input, 1, 8000), "
+    "substr(old.output, 1, 8000)"
+)
+_EXISTING = (
+    "spans.name, spans.span_type, spans.model, substr(spans.error, 1, 8000), "
+    "substr(spans.input, 1, 8000), substr(spans.output, 1, 8000)"
+)
+_TEXT_CHANGED = (
+    "old.name IS NOT new.name OR old.span_type IS NOT new.span_type OR old.model IS NOT new.model "
+    "OR old.error IS NOT new.error OR old.input IS NOT new.input OR old.output IS NOT new.output"
+)
+_PG_TEXT_CHANGED = (
+    "OLD.name IS DISTINCT FROM NEW.name OR OLD.span_type IS DISTINCT FROM NEW.span_type "
+    "OR OLD.model IS DISTINCT FROM NEW.model OR OLD.error IS DISTINCT FROM NEW.error "
+    "OR OLD.input IS DISTINCT FROM NEW.input OR OLD.output IS DISTINCT FROM NEW.output"
+)
+_ENQUEUE = (
+    "INSERT INTO span_index_queue (span_pk, seq) VALUES ({row}.pk, 1) "
+    "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
+)
 
 SQLITE_DDL = [
-    f"CREATE VIRTUAL TABLE spans_fts USING fts5({FTS_COLUMNS}, content='spans', content_rowid='pk', "
+    f"CREATE VIRTUAL TABLE spans_fts USING fts5({_FTS_COLUMNS}, content='spans', content_rowid='pk', "
     # Column-level detail: no term positions to write, since queries never match phrases.
     "tokenize='porter unicode61', detail=column)",
     f"""CREATE TRIGGER spans_search_insert AFTER INSERT ON spans BEGIN
-        INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) VALUES (new.pk, {_NEW});
-        {ENQUEUE_FOR_EMBEDDING};
+        INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) VALUES (new.pk, {_NEW});
+        {_ENQUEUE.format(row="new")};
     END""",
-    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {sqlite_text_changed()} BEGIN
-        INSERT INTO spans_fts (spans_fts, rowid, {FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
-        INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) VALUES (new.pk, {_NEW});
-        {ENQUEUE_FOR_EMBEDDING};
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_TEXT_CHANGED} BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
+        INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) VALUES (new.pk, {_NEW});
+        {_ENQUEUE.format(row="new")};
     END""",
     f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
-        INSERT INTO spans_fts (spans_fts, rowid, {FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
         DELETE FROM span_index_queue WHERE span_pk = old.pk;
     END""",
 ]
@@ -67,7 +90,7 @@ POSTGRES_DDL = [
     "CREATE INDEX ix_spans_search_document ON spans USING gin (search_document)",
     f"""CREATE FUNCTION retrace_enqueue_span() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        {ENQUEUE_FOR_EMBEDDING.replace("new.pk", "NEW.pk")};
+        {_ENQUEUE.format(row="NEW")};
         RETURN NULL;
     END $$""",
     "CREATE TRIGGER spans_index_insert AFTER INSERT ON spans FOR EACH ROW "
@@ -111,17 +134,17 @@ def upgrade() -> None:
         "embedding_cache",
         sa.Column("content_hash", sa.String(64), primary_key=True),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", _UTC_DATETIME, nullable=False),
     )
     op.create_table(
         "span_index_queue",
         sa.Column("span_pk", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("seq", sa.Integer(), nullable=False, server_default="1"),
-        sa.Column("claimed_until", UtcDateTime(), nullable=True),
+        sa.Column("claimed_until", _UTC_DATETIME, nullable=True),
     )
     op.create_table(
         "span_vectors",
-        sa.Column("id", BigIntPk, primary_key=True, autoincrement=True),
+        sa.Column("id", _BIGINT_PK, primary_key=True, autoincrement=True),
         sa.Column(
             "span_pk",
             sa.BigInteger(),
@@ -132,7 +155,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(128), nullable=False),
         sa.Column("trace_id", sa.String(128), nullable=False),
         sa.Column("span_type", sa.String(32), nullable=False),
-        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.Column("started_at", _UTC_DATETIME, nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
         sqlite_autoincrement=True,
@@ -147,19 +170,19 @@ def upgrade() -> None:
         sa.Column("key", sa.String(256), nullable=True),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("metadata", JsonColumn, nullable=False),
+        sa.Column("metadata", _JSON, nullable=False),
         sa.Column("confidence", sa.Float(), nullable=True),
         sa.Column("source_trace_id", sa.String(128), nullable=True),
         sa.Column("source_span_id", sa.String(128), nullable=True),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
-        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", _UTC_DATETIME, nullable=False),
+        sa.Column("updated_at", _UTC_DATETIME, nullable=False),
         sa.UniqueConstraint("user_id", "scope", "key", name="uq_memories_user_scope_key"),
         sa.UniqueConstraint("user_id", "scope", "content_hash", name="uq_memories_user_scope_content"),
     )
     op.create_index("ix_memories_user_created", "memories", ["user_id", "created_at"])
     op.create_table(
         "memory_vectors",
-        sa.Column("id", BigIntPk, primary_key=True, autoincrement=True),
+        sa.Column("id", _BIGINT_PK, primary_key=True, autoincrement=True),
         sa.Column(
             "memory_id",
             sa.String(36),
@@ -180,9 +203,7 @@ def upgrade() -> None:
         for statement in SQLITE_DDL:
             op.execute(statement)
         # Spans stored before this migration: index them lexically and queue them for embedding.
-        op.execute(
-            f"INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) SELECT pk, {fts_values('spans')} FROM spans"
-        )
+        op.execute(f"INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) SELECT pk, {_EXISTING} FROM spans")
     elif dialect == "postgresql":
         for statement in POSTGRES_DDL:
             op.execute(statement)

@@ -9,13 +9,19 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-from retrace_server.db.types import BigIntPk, JsonColumn, UtcDateTime
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_stream"
 down_revision: str | Sequence[str] | None = "0001_foundation"
 branch_labels: str | Sequence[str] | None = ("stream",)
 depends_on: str | Sequence[str] | None = None
+
+# Aware UTC timestamps: timestamptz on PostgreSQL, sortable ISO text on SQLite.
+_UTC_DATETIME = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
+# JSONB on PostgreSQL, JSON text on SQLite.
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY.
+_BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -24,8 +30,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("replay_generation", sa.Integer(), nullable=False),
-        sa.Column("connected_at", UtcDateTime(), nullable=False),
-        sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+        sa.Column("connected_at", _UTC_DATETIME, nullable=False),
+        sa.Column("heartbeat_at", _UTC_DATETIME, nullable=False),
     )
     op.create_index("ix_stream_agents_user_heartbeat", "stream_agents", ["user_id", "heartbeat_at"])
     op.create_table(
@@ -44,12 +50,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "stream_commands",
-        sa.Column("id", BigIntPk, primary_key=True, autoincrement=True),
+        sa.Column("id", _BIGINT_PK, primary_key=True, autoincrement=True),
         sa.Column(
             "agent_id", sa.String(36), sa.ForeignKey("stream_agents.id", ondelete="CASCADE"), nullable=False
         ),
-        sa.Column("frame", JsonColumn, nullable=False),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("frame", _JSON, nullable=False),
+        sa.Column("created_at", _UTC_DATETIME, nullable=False),
     )
     op.create_index("ix_stream_commands_agent_id", "stream_commands", ["agent_id"])
 

@@ -11,24 +11,37 @@ for `search.fts_backlog`, and lexical search scans them directly meanwhile. Post
 its generated tsvector column, which the database maintains itself.
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from alembic import op
-
-from retrace_server.search.fts_sql import (
-    ENQUEUE_FOR_EMBEDDING,
-    FTS_COLUMNS,
-    fts_values,
-    sqlite_text_changed,
-)
 
 revision: str = "0008_lexical_backlog"
 down_revision: str | Sequence[str] | None = "0005_search_memory"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# The indexed columns, and the first 8000 characters of the long ones.
+_FTS_COLUMNS = "name, span_type, model, error, input, output"
+_NEW = (
+    "new.name, new.span_type, new.model, substr(new.error, 1, 8000), substr(new.input, 1, 8000), "
+    "substr(new.output, 1, 8000)"
+)
+_OLD = (
+    "old.name, old.span_type, old.model, substr(old.error, 1, 8000), substr(old.input, 1, 8000), "
+    "substr(old.output, 1, 8000)"
+)
+_EXISTING = (
+    "spans.name, spans.span_type, spans.model, substr(spans.error, 1, 8000), "
+    "substr(spans.input, 1, 8000), substr(spans.output, 1, 8000)"
+)
+_TEXT_CHANGED = (
+    "old.name IS NOT new.name OR old.span_type IS NOT new.span_type OR old.model IS NOT new.model "
+    "OR old.error IS NOT new.error OR old.input IS NOT new.input OR old.output IS NOT new.output"
+)
+_ENQUEUE = (
+    "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "
+    "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
+)
 
 INDEXED_THROUGH = "(SELECT indexed_through FROM spans_fts_progress)"
 _INDEXED = f"old.pk <= {INDEXED_THROUGH}"
@@ -43,21 +56,38 @@ SQLITE_DDL = [
     "DROP TRIGGER spans_search_update",
     "DROP TRIGGER spans_search_delete",
     f"""CREATE TRIGGER spans_search_insert AFTER INSERT ON spans BEGIN
-        {ENQUEUE_FOR_EMBEDDING};
+        {_ENQUEUE};
     END""",
-    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {sqlite_text_changed()} BEGIN
-        INSERT INTO spans_fts (spans_fts, rowid, {FTS_COLUMNS})
-            SELECT 'delete', old.pk, {fts_values("old")} WHERE {_INDEXED};
-        INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) SELECT new.pk, {fts_values("new")} WHERE {_INDEXED};
-        {ENQUEUE_FOR_EMBEDDING};
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_TEXT_CHANGED} BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS})
+            SELECT 'delete', old.pk, {_OLD} WHERE {_INDEXED};
+        INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) SELECT new.pk, {_NEW} WHERE {_INDEXED};
+        {_ENQUEUE};
     END""",
     # Without AUTOINCREMENT, SQLite reuses the key of the newest span once it is deleted: the
     # mark steps back below it, so a new span that takes the key is still indexed.
     f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
-        INSERT INTO spans_fts (spans_fts, rowid, {FTS_COLUMNS})
-            SELECT 'delete', old.pk, {fts_values("old")} WHERE {_INDEXED};
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS})
+            SELECT 'delete', old.pk, {_OLD} WHERE {_INDEXED};
         UPDATE spans_fts_progress SET indexed_through = {_NEWEST_SPAN}
             WHERE indexed_through > {_NEWEST_SPAN};
+        DELETE FROM span_index_queue WHERE span_pk = old.pk;
+    END""",
+]
+
+# 0005's triggers, which index every span as it is written: a downgrade puts them back.
+PER_ROW_TRIGGERS = [
+    f"""CREATE TRIGGER spans_search_insert AFTER INSERT ON spans BEGIN
+        INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) VALUES (new.pk, {_NEW});
+        {_ENQUEUE};
+    END""",
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_TEXT_CHANGED} BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
+        INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) VALUES (new.pk, {_NEW});
+        {_ENQUEUE};
+    END""",
+    f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.pk, {_OLD});
         DELETE FROM span_index_queue WHERE span_pk = old.pk;
     END""",
 ]
@@ -74,23 +104,11 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     op.execute(
-        f"INSERT INTO spans_fts (rowid, {FTS_COLUMNS}) SELECT pk, {fts_values('spans')} FROM spans "
+        f"INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) SELECT pk, {_EXISTING} FROM spans "
         f"WHERE pk > {INDEXED_THROUGH}"
     )
     for trigger in ("spans_search_insert", "spans_search_update", "spans_search_delete"):
         op.execute(f"DROP TRIGGER {trigger}")
     op.execute("DROP TABLE spans_fts_progress")
-    for statement in _previous_revision().SQLITE_DDL:
-        if statement.startswith("CREATE TRIGGER"):
-            op.execute(statement)
-
-
-def _previous_revision() -> Any:
-    """0005's module, whose per-row triggers a downgrade puts back."""
-    spec = importlib.util.spec_from_file_location(
-        "_search_memory", Path(__file__).with_name(f"{down_revision}.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    for statement in PER_ROW_TRIGGERS:
+        op.execute(statement)

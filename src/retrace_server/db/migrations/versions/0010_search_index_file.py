@@ -10,29 +10,35 @@ Triggers now record what the index must forget when an indexed span changes or g
 spans on its first pass. PostgreSQL keeps its generated tsvector column.
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from alembic import op
-
-from retrace_server.search.fts_sql import (
-    ENQUEUE_FOR_EMBEDDING,
-    FTS_COLUMNS,
-    TEXT_COLUMNS,
-    fts_values,
-    sqlite_text_changed,
-)
 
 revision: str = "0010_search_index_file"
 down_revision: str | Sequence[str] | None = "0008_lexical_backlog"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_RECORD_OLD_TEXT = (
-    f"INSERT INTO spans_fts_changes (span_pk, {FTS_COLUMNS}) VALUES (old.pk, {fts_values('old')})"
+# The indexed columns, and the first 8000 characters of the long ones.
+_FTS_COLUMNS = "name, span_type, model, error, input, output"
+_NEW = (
+    "new.name, new.span_type, new.model, substr(new.error, 1, 8000), substr(new.input, 1, 8000), "
+    "substr(new.output, 1, 8000)"
 )
+_OLD = (
+    "old.name, old.span_type, old.model, substr(old.error, 1, 8000), substr(old.input, 1, 8000), "
+    "substr(old.output, 1, 8000)"
+)
+_TEXT_CHANGED = (
+    "old.name IS NOT new.name OR old.span_type IS NOT new.span_type OR old.model IS NOT new.model "
+    "OR old.error IS NOT new.error OR old.input IS NOT new.input OR old.output IS NOT new.output"
+)
+_ENQUEUE = (
+    "INSERT INTO span_index_queue (span_pk, seq) VALUES (new.pk, 1) "
+    "ON CONFLICT (span_pk) DO UPDATE SET seq = span_index_queue.seq + 1, claimed_until = NULL"
+)
+
+_RECORD_OLD_TEXT = f"INSERT INTO spans_fts_changes (span_pk, {_FTS_COLUMNS}) VALUES (old.pk, {_OLD})"
 _TRIGGERS = ("spans_search_update", "spans_search_delete")
 
 SQLITE_DDL = [
@@ -41,13 +47,38 @@ SQLITE_DDL = [
     "DROP TABLE spans_fts",
     "DROP TABLE spans_fts_progress",
     "CREATE TABLE spans_fts_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, span_pk INTEGER NOT NULL, "
-    f"{', '.join(f'{c} TEXT' for c in TEXT_COLUMNS)})",
-    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {sqlite_text_changed()} BEGIN
+    "name TEXT, span_type TEXT, model TEXT, error TEXT, input TEXT, output TEXT)",
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_TEXT_CHANGED} BEGIN
         {_RECORD_OLD_TEXT};
-        {ENQUEUE_FOR_EMBEDDING};
+        {_ENQUEUE};
     END""",
     f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
         {_RECORD_OLD_TEXT};
+        DELETE FROM span_index_queue WHERE span_pk = old.pk;
+    END""",
+]
+
+# 0008's in-database index, empty and marked as holding no span, with its update and delete
+# triggers; 0008's downgrade then indexes every span and puts 0005's triggers back.
+_INDEXED = "old.pk <= (SELECT indexed_through FROM spans_fts_progress)"
+_NEWEST_SPAN = "(SELECT coalesce(max(pk), 0) FROM spans)"
+SQLITE_DOWNGRADE = [
+    f"CREATE VIRTUAL TABLE spans_fts USING fts5({_FTS_COLUMNS}, content='spans', content_rowid='pk', "
+    "tokenize='porter unicode61', detail=column)",
+    "CREATE TABLE spans_fts_progress "
+    "(id INTEGER PRIMARY KEY CHECK (id = 1), indexed_through INTEGER NOT NULL)",
+    "INSERT INTO spans_fts_progress (id, indexed_through) VALUES (1, 0)",
+    f"""CREATE TRIGGER spans_search_update AFTER UPDATE ON spans WHEN {_TEXT_CHANGED} BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS})
+            SELECT 'delete', old.pk, {_OLD} WHERE {_INDEXED};
+        INSERT INTO spans_fts (rowid, {_FTS_COLUMNS}) SELECT new.pk, {_NEW} WHERE {_INDEXED};
+        {_ENQUEUE};
+    END""",
+    f"""CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
+        INSERT INTO spans_fts (spans_fts, rowid, {_FTS_COLUMNS})
+            SELECT 'delete', old.pk, {_OLD} WHERE {_INDEXED};
+        UPDATE spans_fts_progress SET indexed_through = {_NEWEST_SPAN}
+            WHERE indexed_through > {_NEWEST_SPAN};
         DELETE FROM span_index_queue WHERE span_pk = old.pk;
     END""",
 ]
@@ -61,23 +92,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Back to an empty in-database index with nothing indexed: 0008's downgrade fills it."""
     if op.get_bind().dialect.name != "sqlite":
         return
     for trigger in _TRIGGERS:
         op.execute(f"DROP TRIGGER {trigger}")
     op.execute("DROP TABLE spans_fts_changes")
-    op.execute(_revision("0005_search_memory").SQLITE_DDL[0])
-    for statement in _revision("0008_lexical_backlog").SQLITE_DDL:
-        if statement.startswith("INSERT INTO spans_fts_progress"):
-            op.execute("INSERT INTO spans_fts_progress (id, indexed_through) VALUES (1, 0)")
-        elif not statement.startswith("DROP TRIGGER") and "spans_search_insert" not in statement:
-            op.execute(statement)
-
-
-def _revision(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    for statement in SQLITE_DOWNGRADE:
+        op.execute(statement)
