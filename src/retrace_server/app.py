@@ -6,7 +6,8 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
 
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
@@ -14,7 +15,8 @@ from retrace_server.auth.jwt import JwtVerifier
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
-from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
+from retrace_server.embeddings.lifecycle import indexing_status, start_embeddings, stop_embeddings
+from retrace_server.embeddings.schemas import IndexingStatus
 from retrace_server.errors import install_error_handlers
 from retrace_server.forks.router import router as forks_router
 from retrace_server.forks.runner import open_runner
@@ -38,6 +40,14 @@ def _keep_startup_objects_out_of_collections() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    indexing: IndexingStatus | None = Field(
+        None, description="Semantic indexing backlog, refreshed every few seconds; null without an embedder."
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,9 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    @app.get("/health", summary="Liveness probe", tags=["meta"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/health", summary="Liveness probe", tags=["meta"], response_model=Health)
+    async def health(request: Request) -> Health:
+        return Health(status="ok", version=__version__, indexing=indexing_status(request.app))
 
     app.include_router(traces_router)
     app.include_router(api_keys_router)
