@@ -88,7 +88,8 @@ def test_health_shows_the_indexing_backlog_and_its_age(fresh_settings: Callable[
 
         def backlog() -> dict[str, float] | None:
             indexing = httpx.get(f"{server.url}/health").json()["indexing"]
-            return indexing if indexing and indexing["backlog"] == 3 and indexing["oldest_age_s"] > 0 else None
+            ready = indexing and indexing["backlog"] == 3 and indexing["oldest_age_s"] > 0
+            return indexing if ready else None
 
         status = wait_for(backlog, timeout=60)
         assert set(status) == {"backlog", "oldest_age_s", "checked_at"}

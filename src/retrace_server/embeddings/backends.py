@@ -193,14 +193,21 @@ class LocalEmbedder:
     form, the embedder of earlier releases. On a GPU it computes in half precision.
     """
 
-    def __init__(self, *, single_thread: bool = False, device: str = "cpu", fast: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        single_thread: bool = False,
+        device: str = "cpu",
+        fast: bool = True,
+        max_tokens: int | None = None,
+    ) -> None:
         self.single_thread = single_thread
         self.device = device
         self.quantised = fast and device == "cpu"
-        self.max_tokens = MAX_TOKENS if fast else FULL_WINDOW_TOKENS
+        self.max_tokens = max_tokens or (MAX_TOKENS if fast else FULL_WINDOW_TOKENS)
         self.batch_size = GPU_BATCH if device == "cuda" else CPU_BATCH
         # Vectors of differently computed models must not share cache entries.
-        self.id = f"local:{LOCAL_MODEL_NAME}" + (f":{self.max_tokens}" if fast else "")
+        self.id = f"local:{LOCAL_MODEL_NAME}" + (f":{self.max_tokens}" if fast or max_tokens else "")
         if self.quantised:
             self.id += ":int8"
 
