@@ -42,6 +42,8 @@ from retrace_server.db import migrate
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.service import EmbeddingService
 from retrace_server.embeddings.worker import SpanIndexer
+from retrace_server.ingest.service import Ingestor
+from retrace_server.pricing import price_table
 from retrace_server.traces import service as traces
 from retrace_server.traces.schemas import TraceCreate
 
@@ -126,12 +128,13 @@ async def main(traces_count: int) -> None:
         try:
             async with db.write() as session:
                 await issue_key(session, user_id="bench")
+            ingestor = Ingestor(db, prices=price_table(None))
             rng = random.Random(5)
             spans = 0
             for _ in range(traces_count):
                 payload = TraceCreate.model_validate(run(rng))
                 spans += len(payload.spans)
-                await traces.create(db, user_id="bench", payload=payload)
+                await traces.create(ingestor, user_id="bench", payload=payload)
             await embeddings.embed(db, ["load the model before timing"])
             indexer = SpanIndexer(db, embeddings)
             indexed = hits = 0
@@ -224,7 +227,7 @@ def lag(args: argparse.Namespace) -> None:
             stack.callback(worker.wait, 60)
             stack.callback(worker.terminate)
         client = stack.enter_context(
-            httpx.Client(base_url=server.url, headers={"x-retrace-key": server.key}, timeout=60)
+            httpx.Client(base_url=server.url, headers={"x-retrace-key": server.key}, timeout=600)
         )
 
         def found(span: dict[str, Any]) -> bool:

@@ -242,7 +242,8 @@ async def search(
                 session, embeddings, user_id=user_id, vector=vector, request=request
             )
         # Cosine similarity of normalised vectors, clipped to 0..1 (opposite meaning scores 0).
-        scored = [(key, max(0.0, min(1.0, score))) for key, score in hits]
+        # Rounded as answered, so that a score a client saw works as its `min_score`.
+        scored = [(key, round(max(0.0, min(1.0, score)), 6)) for key, score in hits]
         if request.min_score is not None:
             scored = [(key, score) for key, score in scored if score >= request.min_score]
         # By primary key alone: given a user condition too, SQLite walks the user's index instead.
@@ -259,7 +260,7 @@ async def search(
     gone = [key for key, _ in scored if key not in found]
     if gone:
         _vector_index(embeddings).forget(user_id, gone)
-    data = [{**found[key], "score": round(score, 6)} for key, score in scored if key in found]
+    data = [{**found[key], "score": score} for key, score in scored if key in found]
     return {"data": data[: request.limit], "mode": "semantic"}
 
 
