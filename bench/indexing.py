@@ -254,7 +254,7 @@ def lag(args: argparse.Namespace) -> None:
             if time.monotonic() - last_report >= 10:
                 last_report = time.monotonic()
                 print(f"  +{last_report - ended:5.0f}s {_backlog(client)}")
-            time.sleep(0.2)
+            time.sleep(0.5)
         waited = time.monotonic() - ended
         print(f"lag: the last span stored was found by meaning {waited:.1f}s after the load's end")
 
