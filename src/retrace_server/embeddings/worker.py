@@ -150,6 +150,10 @@ class SpanIndexer:
                     )
         return BatchResult(claimed=len(claimed), indexed=len(rows), cache_hits=embedded.cache_hits)
 
+    async def _has_work(self) -> bool:
+        async with self.db.read() as session:
+            return (await session.execute(select(SpanIndexQueue.span_pk).limit(1))).first() is not None
+
     async def release(self) -> None:
         """Hands back leases of work in flight, so a restart resumes it at once."""
         if not self._claimed:
@@ -184,9 +188,13 @@ class SpanIndexer:
                 await pace.rest_after(stop, time.perf_counter() - started)
 
     async def _warm_up(self, stop: asyncio.Event) -> None:
-        """Loads the model before the first batch, so that no batch's time includes the load."""
+        """Loads the model once spans wait (a process with nothing to index never loads it), before
+        the first batch, so that no batch's time includes the load."""
         while not stop.is_set():
             try:
+                if not await self._has_work():
+                    await sleep_until(stop, IDLE_POLL_S)
+                    continue
                 await self.embeddings.warm_up()
                 return
             except asyncio.CancelledError:
