@@ -6,10 +6,13 @@ agent-like spans, waits for the indexer, then asks 50 queries through POST /api/
 identifiers (error codes, tool names, ids).
 
     python bench/search_quality.py
+
+`RETRACE_LOCAL_EMBEDDING=full` measures the full-precision embedder of earlier releases.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import tempfile
@@ -87,7 +90,9 @@ def main() -> None:
                 for query, expected, _ in labelled
                 for mode in MODES
             }
+    embedding = os.environ.get("RETRACE_LOCAL_EMBEDDING", "the default")
     print(f"spans={len(spans)} queries={len(labelled)} (paraphrased 40, identifiers 10)")
+    print(f"embedder: local, RETRACE_LOCAL_EMBEDDING={embedding}")
     print(f"{'subset':<12} {'mode':<9} {'recall@5':>9} {'MRR@10':>7}")
     for subset in ("all", "paraphrase", "identifier"):
         chosen = [q for q, _, kind in labelled if subset in ("all", kind)]

@@ -6,7 +6,8 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from pydantic import Field
 
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
@@ -18,7 +19,8 @@ from retrace_server.baselines.router import router as baselines_router
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
-from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
+from retrace_server.embeddings.lifecycle import indexing_status, start_embeddings, stop_embeddings
+from retrace_server.embeddings.schemas import IndexingStatus
 from retrace_server.enforcement import service as enforcement_service
 from retrace_server.enforcement.router import router as enforcement_router
 from retrace_server.errors import install_error_handlers
@@ -34,7 +36,7 @@ from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.openapi import install_openapi
 from retrace_server.pricing import price_table
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits
-from retrace_server.schemas import HealthStatus
+from retrace_server.schemas import Answer
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
@@ -52,6 +54,14 @@ def _keep_startup_objects_out_of_collections() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+class Health(Answer):
+    status: str = Field(description="`ok` while the process serves requests")
+    version: str = Field(description="The server's version")
+    indexing: IndexingStatus | None = Field(
+        None, description="Semantic indexing backlog, refreshed every few seconds; null without an embedder."
+    )
 
 
 def _ingestor(db: Database, settings: Settings) -> Ingestor:
@@ -108,9 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    @app.get("/health", summary="Liveness probe", tags=["meta"], response_model=HealthStatus)
-    async def health() -> JsonResponse:
-        return JsonResponse({"status": "ok", "version": __version__})
+    @app.get("/health", summary="Liveness probe", tags=["meta"], response_model=Health)
+    async def health(request: Request) -> JsonResponse:
+        status = Health(status="ok", version=__version__, indexing=indexing_status(request.app))
+        return JsonResponse(status.model_dump(mode="json"))
 
     app.include_router(traces_router)
     app.include_router(baselines_router)

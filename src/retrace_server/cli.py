@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -113,19 +114,42 @@ def keys_create(
     typer.echo(f"Key created for {user}; store it now, it will not be shown again.", err=True)
 
 
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 @cli.command()
 def worker(
     processes: Annotated[int, typer.Option(min=1, help="Processes sharing the backlog (PostgreSQL)")] = 1,
+    device: Annotated[
+        Device | None,
+        typer.Option(
+            help="Where the local model runs (auto: a GPU when PyTorch sees one) "
+            "[default: RETRACE_EMBEDDING_DEVICE, else auto]"
+        ),
+    ] = None,
 ) -> None:
     """Embed new and changed spans for semantic search, outside the serving processes."""
-    from retrace_server.embeddings.backends import make_embedder
+    from retrace_server.embeddings.backends import LocalEmbedder, make_embedder
     from retrace_server.embeddings.commands import run_worker
 
+    if device is not None:
+        # Through the environment, so that worker processes started below read it too.
+        os.environ["RETRACE_EMBEDDING_DEVICE"] = device.value
     settings = _settings()
     configure_logging(settings.log_level)
-    if make_embedder(settings) is None:
+    try:
+        embedder = make_embedder(settings)
+    except RuntimeError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if embedder is None:
         typer.secho("No embedder: set RETRACE_EMBEDDER=local or openai.", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
+    if isinstance(embedder, LocalEmbedder):
+        typer.echo(f"Embedding with {embedder.id} on {embedder.device}.", err=True)
     if processes > 1 and settings.is_sqlite:
         message = "Several workers need PostgreSQL; SQLite has a single writer."
         typer.secho(message, fg=typer.colors.RED, err=True)
@@ -158,6 +182,8 @@ def reindex() -> None:
 
     from retrace_server.embeddings.backends import make_embedder
     from retrace_server.embeddings.commands import reindex as run_reindex
+    from retrace_server.embeddings.service import EmbeddingService
+    from retrace_server.memory import service as memory
 
     settings = _settings()
     if make_embedder(settings) is None:
@@ -168,11 +194,19 @@ def reindex() -> None:
     with Progress(*columns) as progress:
         memories = progress.add_task("memories", total=None)
         spans = progress.add_task("spans", total=None)
+
+        async def memory_vectors(db: Database, embeddings: EmbeddingService) -> None:
+            await memory.update_vectors(
+                db,
+                embeddings,
+                progress=lambda done, total: progress.update(memories, completed=done, total=total),
+            )
+
         indexed, hits = asyncio.run(
             run_reindex(
                 settings,
                 on_spans=lambda done, total: progress.update(spans, completed=done, total=total),
-                on_memories=lambda done, total: progress.update(memories, completed=done, total=total),
+                first=[memory_vectors],
             )
         )
     typer.echo(f"Reindexed {indexed} spans ({hits} texts were already embedded).", err=True)

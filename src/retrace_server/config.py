@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     embedding_api_key: str | None = None
     embedding_model: str = "text-embedding-3-small"
     indexer_enabled: bool = Field(True, description="Run the span indexing worker inside `serve`.")
+    embedding_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the local model runs: auto = cuda when PyTorch sees a GPU, else cpu."
+    )
+    local_embedding: Literal["fast", "full"] = Field(
+        "fast",
+        description="fast = the local model reads 128 word pieces, int8 on a CPU; full = 256, float32.",
+    )
 
     # Replay providers
     openai_base_url: str | None = None

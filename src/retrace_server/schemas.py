@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 ItemT = TypeVar("ItemT")
 
@@ -23,8 +23,3 @@ class Answer(BaseModel):
     server adds without declaring it fails the tests instead of going undocumented."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class HealthStatus(Answer):
-    status: str = Field(description="`ok` while the process serves requests")
-    version: str = Field(description="The server's version")

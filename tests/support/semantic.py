@@ -56,11 +56,13 @@ def found_ids(result: dict[str, Any]) -> list[str]:
     return [hit["span"]["id"] for hit in result["data"]]
 
 
-def wait_semantic(user: ApiUser, query: str, span_id: str, **body: Any) -> dict[str, Any]:
+def wait_semantic(
+    user: ApiUser, query: str, span_id: str, *, timeout: float = 120.0, **body: Any
+) -> dict[str, Any]:
     """The semantic search result once the indexer has embedded `span_id`."""
 
     def attempt() -> dict[str, Any] | None:
         result = search(user, query, mode="semantic", **body)
         return result if span_id in found_ids(result) else None
 
-    return wait_for(attempt)
+    return wait_for(attempt, timeout=timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, FetchedValue, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retrace_server.db.base import Base
@@ -25,7 +25,8 @@ class SpanIndexQueue(Base):
     """Spans whose text changed since they were last embedded; filled by database triggers.
 
     `seq` grows on every change, so a worker only retires the version it embedded; a lease
-    (`claimed_until`) lets several workers share the backlog and a crashed one's work return.
+    (`claimed_until`) lets several workers share the backlog and a crashed one's work return;
+    `queued_at` tells how long the backlog has been waiting.
     """
 
     __tablename__ = "span_index_queue"
@@ -33,6 +34,8 @@ class SpanIndexQueue(Base):
     span_pk: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer, default=1)
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Set by the database when the span is queued (kept if it is queued again before it is embedded).
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=FetchedValue())
 
 
 class SpanVector(Base):

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,7 +23,6 @@ from retrace_server.embeddings.backends import Embedder, make_embedder
 from retrace_server.embeddings.models import EmbeddingCache, SpanVector
 from retrace_server.embeddings.store import SyncedIndex, epoch, from_blob, to_blob
 from retrace_server.embeddings.text import content_hash
-from retrace_server.memory.models import MemoryVector
 
 # Vectors of this size (all-MiniLM-L6-v2) have an HNSW index when pgvector is installed.
 HNSW_DIM = 384
@@ -65,15 +66,21 @@ class EmbeddingService:
             },
             attr_converters={"started_at": epoch},
         )
-        self.memories = SyncedIndex(
-            id_column=MemoryVector.id,
-            user_column=MemoryVector.user_id,
-            key_column=MemoryVector.memory_id,
-            vector_column=MemoryVector.vector,
-            attr_columns={"scope": MemoryVector.scope, "category": MemoryVector.category},
-        )
+        # Vector indexes of other domains (memory), made by them on first use: this domain
+        # knows none of their tables.
+        self._indexes: dict[str, SyncedIndex] = {}
         self._pgvector: bool | None = None
+        # CPU seconds the indexing thread has spent embedding: what pacing subtracts from the
+        # process's CPU time to see how busy the rest of the process is.
+        self.indexing_cpu_s = 0.0
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def synced_index(self, name: str, build: Callable[[], SyncedIndex]) -> SyncedIndex:
+        """The process's index called `name`, built by `build` the first time it is asked for."""
+        index = self._indexes.get(name)
+        if index is None:
+            index = self._indexes[name] = build()
+        return index
 
     @property
     def enabled(self) -> bool:
@@ -100,6 +107,20 @@ class EmbeddingService:
             self._query_vectors.popitem(last=False)
         return vector
 
+    async def warm_up(self) -> None:
+        """Loads the model now (on the request thread, at normal priority) instead of on first use."""
+        assert self.embedder is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._request_pool, self.embedder.embed, ["load the model"])
+
+    def _embed_indexing(self, texts: list[str]) -> np.ndarray:
+        assert self.embedder is not None
+        started = time.thread_time()
+        try:
+            return self.embedder.embed(texts)
+        finally:
+            self.indexing_cpu_s += time.thread_time() - started
+
     async def embed(self, db: Database, texts: list[str], *, for_indexing: bool = False) -> Embedded:
         """Vectors of `texts`, each distinct text embedded once and at most once ever (cache)."""
         assert self.embedder is not None
@@ -119,9 +140,12 @@ class EmbeddingService:
         new_rows: dict[str, bytes] = {}
         if missing:
             first_text = dict(zip(reversed(hashes), reversed(texts), strict=True))
-            pool = self._indexing_pool if for_indexing else self._request_pool
             loop = asyncio.get_running_loop()
-            matrix = await loop.run_in_executor(pool, self.embedder.embed, [first_text[h] for h in missing])
+            missing_texts = [first_text[h] for h in missing]
+            if for_indexing:
+                matrix = await loop.run_in_executor(self._indexing_pool, self._embed_indexing, missing_texts)
+            else:
+                matrix = await loop.run_in_executor(self._request_pool, self.embedder.embed, missing_texts)
             for h, vector in zip(missing, matrix, strict=True):
                 new_rows[h] = to_blob(vector)
             known.update(new_rows)
@@ -151,10 +175,16 @@ class EmbeddingService:
         self._indexing_pool.shutdown(wait=False, cancel_futures=True)
 
 
+# Against a request thread (nice 0) the indexing thread gets about a tenth of a contended core.
+# Not 19: at 19 any busy neighbour on the host (a nice-0 process) starved it to nearly nothing,
+# and spans waited minutes to be embedded on a machine whose server was idle.
+INDEXING_NICENESS = 10
+
+
 def _lower_thread_priority() -> None:
-    """Inside a serving process, background indexing takes only the CPU that requests leave."""
+    """Inside a serving process, background indexing yields the CPU to requests."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INDEXING_NICENESS)
 
 
 async def store_cache_rows(session: AsyncSession, rows: dict[str, bytes]) -> None:

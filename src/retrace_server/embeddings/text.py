@@ -8,10 +8,12 @@ from typing import Any
 
 import orjson
 
-# all-MiniLM-L6-v2 reads at most 256 word pieces (about 1,000 characters) and was trained on
-# 128; the cost of a text grows with its length, so the model gets about what it reads well.
-EMBED_CHARS = 1000
-PART_CHARS = 450
+# all-MiniLM-L6-v2 was trained on 128 word pieces (about 550 characters of English) and the local
+# embedder reads no more (backends.MAX_TOKENS): the model gets what it reads well, and nothing is
+# prepared for it that it would cut. Input and output get a share each, so a long prompt never
+# hides the answer.
+EMBED_CHARS = 560
+PART_CHARS = 250
 HIGHLIGHT_SOURCE_CHARS = 20_000
 
 
@@ -74,13 +76,15 @@ def _compact(value: Any) -> str:
         return str(value)
 
 
-def span_text(span: Mapping[str, Any], *, limit: int = EMBED_CHARS) -> str:
-    """Name, type, model and error, then the input and output, cut to `limit` characters."""
+def span_text(span: Mapping[str, Any], *, limit: int = EMBED_CHARS, part_chars: int | None = None) -> str:
+    """Name, type, model and error, then the input and output (`part_chars` of each: PART_CHARS
+    for the embedder, else `limit`), cut to `limit` characters."""
     header = " ".join(str(span[k]) for k in ("name", "span_type", "model") if span.get(k))
     parts = [header]
     if span.get("error"):
         parts.append(f"error: {span['error']}")
-    part_chars = PART_CHARS if limit == EMBED_CHARS else limit
+    if part_chars is None:
+        part_chars = PART_CHARS if limit == EMBED_CHARS else limit
     for field in ("input", "output"):
         text = readable(span.get(field)).strip()
         if text:

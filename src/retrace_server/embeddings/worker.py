@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, tuple_, update
+from sqlalchemy import delete, insert, select, text, tuple_, update
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
@@ -31,11 +31,13 @@ log = logging.getLogger("retrace.indexer")
 
 LEASE = timedelta(seconds=60)
 IDLE_POLL_S = 0.5
-# Share of the time the in-process indexer works while spans are being ingested.
-INGESTING_DUTY = 0.1
-QUIET_S = 2.0
-FIRST_LOAD_AT_MOST_S = 60.0
 ERROR_BACKOFF_S = 5.0
+# Pacing inside a serving process (ServingLoad): the other threads count as busy above half a
+# core; then the indexer works at most a tenth of the time, resting at most MAX_REST_S at once.
+BUSY_CORES = 0.5
+BUSY_DUTY = 0.1
+MAX_REST_S = 5.0
+REST_CHECK_S = 0.25
 
 
 @dataclass
@@ -148,6 +150,10 @@ class SpanIndexer:
                     )
         return BatchResult(claimed=len(claimed), indexed=len(rows), cache_hits=embedded.cache_hits)
 
+    async def _has_work(self) -> bool:
+        async with self.db.read() as session:
+            return (await session.execute(select(SpanIndexQueue.span_pk).limit(1))).first() is not None
+
     async def release(self) -> None:
         """Hands back leases of work in flight, so a restart resumes it at once."""
         if not self._claimed:
@@ -160,70 +166,106 @@ class SpanIndexer:
             )
         self._claimed.clear()
 
-    async def _newest_queued(self) -> int:
-        async with self.db.read() as session:
-            return int((await session.execute(select(func.max(SpanIndexQueue.span_pk)))).scalar() or 0)
-
-    async def _wait_for_a_pause(self, stop: asyncio.Event, newest: int) -> int:
-        """The first batch loads the model: seconds of CPU, mostly holding the GIL. It waits for a
-        pause in ingestion (no new span for a while), or at most a minute."""
-        deadline = time.monotonic() + FIRST_LOAD_AT_MOST_S
-        while not stop.is_set() and time.monotonic() < deadline:
-            await _sleep_until(stop, QUIET_S)
-            latest = await self._newest_queued()
-            if latest == newest:
-                break
-            newest = latest
-        return newest
-
-    async def run(self, stop: asyncio.Event, *, yield_to_ingestion: bool = False) -> None:
-        """Indexes until `stop`. Yielding, it works a small share of the time while new spans keep
-        arriving (the process is busy ingesting) and at full speed once they stop."""
-        newest = await self._newest_queued() if yield_to_ingestion else 0
-        if yield_to_ingestion:
-            newest = await self._wait_for_a_pause(stop, newest)
+    async def run(self, stop: asyncio.Event, *, pace: ServingLoad | None = None) -> None:
+        """Indexes until `stop`. With `pace` (inside a serving process) it rests while the process's
+        other threads are busy, and works at full speed as soon as they are not."""
+        await self._warm_up(stop)
         while not stop.is_set():
             started = time.perf_counter()
+            if pace is not None:
+                pace.mark()
             try:
                 result = await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("indexing batch failed; retrying in %.0fs", ERROR_BACKOFF_S)
-                await _sleep_until(stop, ERROR_BACKOFF_S)
+                log.exception("Indexing batch failed; retrying in %.0fs", ERROR_BACKOFF_S)
+                await sleep_until(stop, ERROR_BACKOFF_S)
                 continue
             if result.claimed == 0:
-                await _sleep_until(stop, IDLE_POLL_S)
-            elif yield_to_ingestion:
-                latest = await self._newest_queued()
-                if latest > newest:
-                    busy = time.perf_counter() - started
-                    await _sleep_until(stop, busy * (1 / INGESTING_DUTY - 1))
-                newest = latest
+                await sleep_until(stop, IDLE_POLL_S)
+            elif pace is not None:
+                await pace.rest_after(stop, time.perf_counter() - started)
+
+    async def _warm_up(self, stop: asyncio.Event) -> None:
+        """Loads the model once spans wait (a process with nothing to index never loads it), before
+        the first batch, so that no batch's time includes the load."""
+        while not stop.is_set():
+            try:
+                if not await self._has_work():
+                    await sleep_until(stop, IDLE_POLL_S)
+                    continue
+                await self.embeddings.warm_up()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Loading the embedding model failed; retrying in %.0fs", ERROR_BACKOFF_S)
+                await sleep_until(stop, ERROR_BACKOFF_S)
 
 
-async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
+class ServingLoad:
+    """Paces an indexer that shares its process with request handling.
+
+    After a batch, it looks at the CPU the process's other threads used meanwhile (the process's
+    CPU time less the indexing thread's). While that is above `BUSY_CORES`, the indexer rests long
+    enough to work at most `BUSY_DUTY` of the time, and stops resting as soon as the load drops.
+    The signal is CPU, not arrivals: a trickle of spans leaves the process idle and must not slow
+    indexing down, and a rest never outlasts the load that caused it.
+    """
+
+    def __init__(self, embeddings: EmbeddingService) -> None:
+        self.embeddings = embeddings
+        self.mark()
+
+    def mark(self) -> None:
+        """Starts the interval the next measure covers."""
+        self._wall = time.perf_counter()
+        self._process_cpu = time.process_time()
+        self._indexing_cpu = self.embeddings.indexing_cpu_s
+
+    def _others_busy_cores(self) -> float:
+        """Cores the process's other threads used since the last mark or measure."""
+        wall, process_cpu, indexing_cpu = (
+            time.perf_counter(),
+            time.process_time(),
+            self.embeddings.indexing_cpu_s,
+        )
+        elapsed = wall - self._wall
+        others = (process_cpu - self._process_cpu) - (indexing_cpu - self._indexing_cpu)
+        self._wall, self._process_cpu, self._indexing_cpu = wall, process_cpu, indexing_cpu
+        return others / elapsed if elapsed > 0 else 0.0
+
+    async def rest_after(self, stop: asyncio.Event, batch_s: float) -> None:
+        if self._others_busy_cores() < BUSY_CORES:
+            return
+        deadline = time.perf_counter() + min(batch_s * (1 / BUSY_DUTY - 1), MAX_REST_S)
+        while not stop.is_set() and time.perf_counter() < deadline:
+            await sleep_until(stop, REST_CHECK_S)
+            if self._others_busy_cores() < BUSY_CORES:
+                return
+
+
+async def sleep_until(stop: asyncio.Event, seconds: float) -> None:
+    """Sleeps `seconds`, or less if `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def backlog(db: Database) -> int:
-    async with db.read() as session:
-        return int((await session.execute(select(func.count()).select_from(SpanIndexQueue))).scalar_one())
-
-
 class BackgroundIndexer:
-    """The worker as a task of the serving process."""
+    """The worker as a task of the serving process, paced by the process's load."""
 
     def __init__(self, db: Database, embeddings: EmbeddingService) -> None:
         self.indexer = SpanIndexer(db, embeddings)
+        self._pace = ServingLoad(embeddings)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(
-            self.indexer.run(self._stop, yield_to_ingestion=True), name="retrace-span-indexer"
+            self.indexer.run(self._stop, pace=self._pace), name="retrace-span-indexer"
         )
+        self._task.add_done_callback(_report_unexpected_end)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -232,7 +274,15 @@ class BackgroundIndexer:
                 await asyncio.wait_for(self._task, timeout=30)
             except TimeoutError:
                 self._task.cancel()
+            except Exception:
+                pass  # already logged by _report_unexpected_end
             try:
                 await self.indexer.release()
             except Exception:
-                log.exception("could not release indexing leases")
+                log.exception("Could not release indexing leases")
+
+
+def _report_unexpected_end(task: asyncio.Task[Any]) -> None:
+    """An indexer that dies must say so at once, not when the server stops."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("The span indexer stopped", exc_info=task.exception())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal, store_cache_rows
-from retrace_server.embeddings.store import to_blob
+from retrace_server.embeddings.store import SyncedIndex, to_blob
 from retrace_server.errors import InvalidInput
 from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.memory.errors import MemoryContentTaken, MemoryNotFound
@@ -29,6 +29,9 @@ from retrace_server.traces import service as traces
 
 # What a keyed update keeps from the stored entry when the update does not name it.
 KEPT_UNLESS_NAMED = ("category", "metadata", "confidence", "source_trace_id", "source_span_id")
+
+# Memories embedded per step of `update_vectors`.
+REEMBED_BATCH = 128
 
 MEMORY_COLUMNS = (
     Memory.id,
@@ -43,6 +46,20 @@ MEMORY_COLUMNS = (
     Memory.created_at,
     Memory.updated_at,
 )
+
+
+def _vector_index(embeddings: EmbeddingService) -> SyncedIndex:
+    """This process's in-memory index of memory vectors, kept by the embeddings service."""
+    return embeddings.synced_index(
+        "memories",
+        lambda: SyncedIndex(
+            id_column=MemoryVector.id,
+            user_column=MemoryVector.user_id,
+            key_column=MemoryVector.memory_id,
+            vector_column=MemoryVector.vector,
+            attr_columns={"scope": MemoryVector.scope, "category": MemoryVector.category},
+        ),
+    )
 
 
 def normalised_hash(content: str) -> str:
@@ -253,7 +270,8 @@ async def search(
                 session, embeddings, user_id=user_id, vector=vector, request=request
             )
         # Cosine similarity of normalised vectors, clipped to 0..1 (opposite meaning scores 0).
-        scored = [(key, max(0.0, min(1.0, score))) for key, score in hits]
+        # Rounded as answered, so that a score a client saw works as its `min_score`.
+        scored = [(key, round(max(0.0, min(1.0, score)), 6)) for key, score in hits]
         if request.min_score is not None:
             scored = [(key, score) for key, score in scored if score >= request.min_score]
         # By primary key alone: given a user condition too, SQLite walks the user's index instead.
@@ -269,8 +287,8 @@ async def search(
                 found[row.id] = values
     gone = [key for key, _ in scored if key not in found]
     if gone:
-        embeddings.memories.forget(user_id, gone)
-    data = [{**found[key], "score": round(score, 6)} for key, score in scored if key in found]
+        _vector_index(embeddings).forget(user_id, gone)
+    data = [{**found[key], "score": score} for key, score in scored if key in found]
     return {"data": data[: request.limit], "mode": "semantic"}
 
 
@@ -282,7 +300,7 @@ async def _nearest_in_memory(
     vector: np.ndarray,
     request: MemorySearch,
 ) -> list[tuple[str, float]]:
-    vectors = await embeddings.memories.refresh(session, user_id)
+    vectors = await _vector_index(embeddings).refresh(session, user_id)
 
     def mask(attrs: Mapping[str, np.ndarray]) -> np.ndarray:
         keep = np.ones(len(attrs["scope"]), dtype=bool)
@@ -348,3 +366,53 @@ async def _search_words(db: Database, *, user_id: str, request: MemorySearch) ->
             scored.append({**row, "score": round(score, 6)})
     scored.sort(key=lambda r: (r["score"], r["updated_at"]), reverse=True)
     return {"data": scored[: request.limit], "mode": "lexical"}
+
+
+async def update_vectors(
+    db: Database, embeddings: EmbeddingService, *, progress: Callable[[int, int], None]
+) -> None:
+    """Embeds every memory again with the current embedder (after the embedder changes)."""
+    async with db.read() as session:
+        total = int((await session.execute(select(func.count()).select_from(Memory))).scalar_one())
+    done, after = 0, ""
+    while True:
+        async with db.read() as session:
+            rows = (
+                await session.execute(
+                    select(Memory.id, Memory.user_id, Memory.scope, Memory.category, Memory.content)
+                    .where(Memory.id > after)
+                    .order_by(Memory.id)
+                    .limit(REEMBED_BATCH)
+                )
+            ).all()
+        if not rows:
+            return
+        embedded = await embeddings.embed(db, [row.content for row in rows], for_indexing=True)
+        async with db.write() as session:
+            await store_cache_rows(session, embedded.new_cache_rows)
+            ids = [row.id for row in rows]
+            await session.execute(delete(MemoryVector).where(MemoryVector.memory_id.in_(ids)))
+            await session.execute(
+                insert(MemoryVector),
+                [
+                    {
+                        "memory_id": row.id,
+                        "user_id": row.user_id,
+                        "scope": row.scope,
+                        "category": row.category,
+                        "vector": to_blob(vector),
+                    }
+                    for row, vector in zip(rows, embedded.vectors, strict=True)
+                ],
+            )
+            if await embeddings.has_pgvector(session):
+                await session.execute(
+                    text("UPDATE memory_vectors SET embedding = CAST(:e AS vector) WHERE memory_id = :id"),
+                    [
+                        {"id": row.id, "e": pgvector_literal(vector)}
+                        for row, vector in zip(rows, embedded.vectors, strict=True)
+                    ],
+                )
+        done += len(rows)
+        after = rows[-1].id
+        progress(done, total)
