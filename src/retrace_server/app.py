@@ -28,6 +28,7 @@ from retrace_server.skills.router import router as skills_router
 from retrace_server.stream.router import router as stream_router
 from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
+from retrace_server.web import install_web
 
 
 def _keep_startup_objects_out_of_collections() -> None:
@@ -88,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(memory_router)
     app.include_router(stream_router)
+    install_web(app)
     return app

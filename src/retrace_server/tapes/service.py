@@ -39,7 +39,8 @@ SUMMARY_COLUMNS = (
 
 
 def tape_url(public_url: str, slug: str) -> str:
-    return f"{public_url.rstrip('/')}/api/v1/tapes/{slug}"
+    """The tape's public page; its JSON stays at `/api/v1/tapes/{slug}`."""
+    return f"{public_url.rstrip('/')}/t/{slug}"
 
 
 def _summary(row: Any, public_url: str) -> dict[str, Any]:
@@ -61,6 +62,25 @@ def _frozen_snapshot(
         for field in REDACTED_FIELDS:
             record[field] = redactor.redact(record.get(field))
     return plain, spans, dict(redactor.counts)
+
+
+def _count_secrets(trace: dict[str, Any], redact_patterns: list[str]) -> dict[str, int]:
+    plain = orjson.loads(dumps(trace))
+    redactor = make_redactor(redact_patterns)
+    for record in (plain, *plain.pop("spans")):
+        for field in REDACTED_FIELDS:
+            redactor.redact(record.get(field))
+    return dict(redactor.counts)
+
+
+async def get_redaction_preview(
+    db: Database, *, user_id: str, trace_id: str, redact_patterns: list[str] | None = None
+) -> dict[str, Any]:
+    """What publishing the trace would hide, storing nothing: `redactions` counts the secrets of
+    each kind; `name` and `span_count` describe the trace."""
+    trace = await traces.get(db, user_id=user_id, trace_id=trace_id)
+    counts = await asyncio.to_thread(_count_secrets, trace, list(redact_patterns or []))
+    return {"trace_id": trace_id, "name": trace.get("name"), "span_count": len(trace["spans"]), "redactions": counts}
 
 
 async def create(db: Database, *, user_id: str, payload: TapeCreate, public_url: str) -> dict[str, Any]:
