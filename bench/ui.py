@@ -40,7 +40,9 @@ CHROMIUM_FLAGS = [
 TOOLS = ("search_flights", "get_weather", "lookup_order", "read_file", "run_sql", "fetch_url", "send_email")
 CITIES = ("Paris", "Lisbon", "Osaka", "Lima", "Oslo", "Cairo", "Quito", "Perth", "Tunis", "Riga")
 
-PAINTED = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))"
+PAINTED = (
+    "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))"
+)
 CLICK_TO_PANEL = """async (n) => {
   const rows = [...document.querySelectorAll('.tv-row:not([hidden])')];
   const row = rows[n % rows.length];
@@ -79,9 +81,11 @@ def big_run(spans: int) -> dict[str, Any]:
                     {"role": "system", "content": "You plan trips. Use tools; never invent prices."},
                     {"role": "user", "content": question},
                 ], "temperature": 0.3},
-                "output": f"I will call {TOOLS[i % len(TOOLS)]} for {city} (request {uuid.UUID(int=rnd.getrandbits(128))}).",
+                "output": f"I will call {TOOLS[i % len(TOOLS)]} for {city} "
+                          f"(request {uuid.UUID(int=rnd.getrandbits(128))}).",
                 "input_tokens": rnd.randint(200, 900), "output_tokens": rnd.randint(20, 120),
-                "cost": round(rnd.uniform(0.0001, 0.002), 6), "started_at": stamp(base, i * 40), "duration_ms": rnd.randint(300, 1800),
+                "cost": round(rnd.uniform(0.0001, 0.002), 6), "started_at": stamp(base, i * 40),
+                "duration_ms": rnd.randint(300, 1800),
             })  # fmt: skip
             continue
         tool = TOOLS[i % len(TOOLS)]
@@ -160,7 +164,8 @@ def main() -> None:
                         assert changed, "the panel did not change"
                         clicks.append(elapsed)
                     page.close()
-                print(f"run page ({args.spans:,} spans), tree + timeline on screen: {summary(painted)}   goal < 1000 ms")
+                label = f"run page ({args.spans:,} spans), tree + timeline on screen:"
+                print(f"{label} {summary(painted)}   goal < 1000 ms")
                 if fcps:
                     print(f"run page first contentful paint:                {summary(fcps)}")
                 print(f"span selection, click to panel on screen:      {summary(clicks)}   goal < 100 ms")

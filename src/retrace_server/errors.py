@@ -149,7 +149,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return _respond(
-            request, 400, describe_validation_errors(exc.errors(), skip_prefix=("body", "query", "path")), None
+            request,
+            400,
+            describe_validation_errors(exc.errors(), skip_prefix=("body", "query", "path")),
+            None,
         )
 
     @app.exception_handler(ValidationError)

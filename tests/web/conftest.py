@@ -18,9 +18,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from retrace_server.config import Settings
+from tests.conftest import POSTGRES_URL
 from tests.fakes.llm_server import FakeLLMServer
 from tests.forks.conftest import provider_settings
-from tests.support.server import ApiUser, RunningServer, create_user, running_server
+from tests.support.server import ApiUser, RunningServer, create_user, fresh_database, start_server
 
 CHROMIUM = os.environ.get("RETRACE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -37,10 +38,12 @@ SCREENSHOTS = HERE / "screenshots"
 AXE_SOURCE = (HERE / "vendor" / "axe-4.14.1.min.js").read_text()
 VIEWPORT = {"width": 1440, "height": 900}
 
+
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
+
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
@@ -50,10 +53,21 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     yield launched
     launched.close()
 
+
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """As the suite's, made and dropped away from Playwright's thread (both run an asyncio loop)."""
+    database = fresh_database(backend, str(tmp_path_factory.mktemp(backend)), POSTGRES_URL)
+    url: str = off_the_browser_thread(database.__enter__)
+    yield url
+    off_the_browser_thread(lambda: database.__exit__(None, None, None))
+
 
 @pytest.fixture(scope="module")
 def web(make_settings: Callable[..., Settings], llm: FakeLLMServer) -> Iterator[RunningServer]:
@@ -67,17 +81,21 @@ def web(make_settings: Callable[..., Settings], llm: FakeLLMServer) -> Iterator[
         rate_limit_auth_failures=100_000,
         replay_wait_s=0.5,
     )
-    with running_server(settings) as server:
-        yield server
+    server: RunningServer = off_the_browser_thread(lambda: start_server(settings))
+    yield server
+    server.stop()
+
 
 def off_the_browser_thread(work: Callable[[], Any]) -> Any:
     """Runs set-up that starts an asyncio loop of its own away from Playwright's thread."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(work).result()
 
+
 @pytest.fixture
 def make_web_user(web: RunningServer) -> Callable[[], ApiUser]:
     return lambda: off_the_browser_thread(lambda: create_user(web))
+
 
 @pytest.fixture
 def context(browser: Browser, web: RunningServer) -> Iterator[BrowserContext]:
@@ -86,9 +104,11 @@ def context(browser: Browser, web: RunningServer) -> Iterator[BrowserContext]:
     yield ctx
     ctx.close()
 
+
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
 
 def sign_in(page: Page, user: ApiUser) -> None:
     page.goto("/signin")
@@ -96,9 +116,11 @@ def sign_in(page: Page, user: ApiUser) -> None:
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
 
+
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
 
 def serious_accessibility_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's serious and critical findings on the page as it is now."""
@@ -106,16 +128,24 @@ def serious_accessibility_violations(page: Page) -> list[dict[str, Any]]:
         page.evaluate(AXE_SOURCE)
     results = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": [n["html"][:200] for n in v["nodes"][:3]]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["html"][:200] for n in v["nodes"][:3]],
+        }
         for v in results["violations"]
         if v["impact"] in ("serious", "critical")
     ]
 
+
 def post_trace(user: ApiUser, trace: dict[str, Any]) -> dict[str, Any]:
+    """Stores the run through the API; answers it as the API reads it back, spans included."""
     response = user.client.post("/api/v1/traces", json=trace)
     assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    stored: dict[str, Any] = user.client.get(f"/api/v1/traces/{trace['id']}").json()
+    return stored
+
 
 def wait_for_fork(user: ApiUser, fork_id: str) -> dict[str, Any]:
     import time
@@ -127,8 +157,10 @@ def wait_for_fork(user: ApiUser, fork_id: str) -> dict[str, Any]:
             return fork
         time.sleep(0.1)
 
+
 def session_cookie(context: BrowserContext) -> dict[str, Any]:
     return next(c for c in context.cookies() if c["name"] == "retrace_session")
+
 
 def cookie_client(web: RunningServer, context: BrowserContext) -> httpx.Client:
     """An HTTP client carrying the browser's session cookie (for requests a page would never send)."""

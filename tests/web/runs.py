@@ -11,7 +11,9 @@ def stamp(base: datetime, ms: float) -> str:
     return (base + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
 
 
-def nested_run(*, name: str = "support-agent", text: str = "Where is my order #4417?", status: str = "completed") -> dict[str, Any]:
+def nested_run(
+    *, name: str = "support-agent", text: str = "Where is my order #4417?", status: str = "completed"
+) -> dict[str, Any]:
     """agent (action) > plan (LLM with a tool call) > lookup_order (tool) > reply (LLM); one failing tool."""
     base = datetime.now(UTC) - timedelta(minutes=5)
     run_id = str(uuid.uuid4())
@@ -20,7 +22,8 @@ def nested_run(*, name: str = "support-agent", text: str = "Where is my order #4
     spans = [
         {
             "id": ids["agent"], "span_type": "action", "name": "handle_ticket", "input": {"ticket": text},
-            "output": "answered", "duration_ms": 2400, "started_at": stamp(base, 0), "ended_at": stamp(base, 2400),
+            "output": "answered", "duration_ms": 2400,
+            "started_at": stamp(base, 0), "ended_at": stamp(base, 2400),
         },
         {
             "id": ids["plan"], "parent_id": ids["agent"], "span_type": "llm_call", "name": "plan",
@@ -34,7 +37,8 @@ def nested_run(*, name: str = "support-agent", text: str = "Where is my order #4
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order": 4417}'}}
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "lookup_order", "arguments": '{"order": 4417}'}}
                 ],
             },
             "input_tokens": 52, "output_tokens": 18, "cost": 0.00012, "duration_ms": 640,
@@ -56,7 +60,8 @@ def nested_run(*, name: str = "support-agent", text: str = "Where is my order #4
             "input": {"messages": [
                 {"role": "system", "content": system},
                 {"role": "user", "content": text},
-                {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped", "carrier": "DHL"}'},
+                {"role": "tool", "tool_call_id": "call_1",
+                 "content": '{"status": "shipped", "carrier": "DHL"}'},
             ]},
             "output": "Your order #4417 has shipped with DHL and should arrive on December 4.",
             "input_tokens": 88, "output_tokens": 21, "cost": 0.00019, "duration_ms": 1300,
@@ -81,7 +86,13 @@ def wide_run(span_count: int, *, name: str = "crawler") -> dict[str, Any]:
     base = datetime.now(UTC) - timedelta(hours=1)
     run_id = str(uuid.uuid4())
     spans: list[dict[str, Any]] = [
-        {"id": "root", "span_type": "action", "name": "crawl", "started_at": stamp(base, 0), "duration_ms": span_count * 10}
+        {
+            "id": "root",
+            "span_type": "action",
+            "name": "crawl",
+            "started_at": stamp(base, 0),
+            "duration_ms": span_count * 10,
+        }
     ]
     group = "root"
     for i in range(1, span_count):
@@ -89,7 +100,8 @@ def wide_run(span_count: int, *, name: str = "crawler") -> dict[str, Any]:
             group = f"step-{i}"
             spans.append({
                 "id": group, "parent_id": "root", "span_type": "llm_call", "name": f"decide page {i // 10}",
-                "model": "gpt-4o-mini", "input": {"messages": [{"role": "user", "content": f"Which link next after page {i}?"}]},
+                "model": "gpt-4o-mini",
+                "input": {"messages": [{"role": "user", "content": f"Which link next after page {i}?"}]},
                 "output": f"Follow link {i} of the index", "input_tokens": 40, "output_tokens": 9,
                 "started_at": stamp(base, i * 10), "duration_ms": 60,
             })  # fmt: skip

@@ -37,7 +37,9 @@ def assert_accessible(page: Page, name: str) -> None:
     assert violations == [], f"{name}: {violations}"
 
 
-def test_sign_in_list_and_sign_out(page: Page, context: BrowserContext, make_web_user: Callable[[], ApiUser]) -> None:
+def test_sign_in_list_and_sign_out(
+    page: Page, context: BrowserContext, make_web_user: Callable[[], ApiUser]
+) -> None:
     user = make_web_user()
     post_trace(user, nested_run(name="refund-agent"))
     page.goto("/")
@@ -71,7 +73,10 @@ def test_runs_list_filters_and_live_updates(page: Page, make_web_user: Callable[
     live_row = page.locator(f'tr[data-id="{running["id"]}"]')
     expect(live_row.locator(".pill")).to_have_text("Running")
     assert_accessible(page, "runs")
-    user.client.patch(f"/api/v1/traces/{running['id']}", json={"status": "completed", "ended_at": running["spans"][0]["ended_at"]})
+    user.client.patch(
+        f"/api/v1/traces/{running['id']}",
+        json={"status": "completed", "ended_at": running["spans"][0]["ended_at"]},
+    )
     expect(live_row.locator(".pill")).to_have_text("Completed", timeout=15_000)
     page.get_by_label("Status").select_option("failed")
     page.get_by_role("button", name="Apply").click()
@@ -203,7 +208,10 @@ def test_publish_a_tape_and_open_it_signed_out(
 ) -> None:
     user = make_web_user()
     leaky = nested_run(name="leaky-agent")
-    leaky["spans"][2]["output"] = {"status": "shipped", "debug": "used key sk-proj-abcdefghijklmnopqrstuvwxyz0123"}
+    leaky["spans"][2]["output"] = {
+        "status": "shipped",
+        "debug": "used key sk-proj-abcdefghijklmnopqrstuvwxyz0123",
+    }
     leaky["spans"][4]["metadata"] = {"authorization": "Bearer abcdefghijklmnop1234567890"}
     run = post_trace(user, leaky)
     sign_in(page, user)
@@ -229,8 +237,14 @@ def test_publish_a_tape_and_open_it_signed_out(
         expect(public.get_by_role("heading", name="How the agent found order 4417")).to_be_visible()
         expect(public.get_by_text("A support run, shared for review.")).to_be_visible()
         expect(public.get_by_text(re.compile(r"1 view"))).to_be_visible()
-        assert public.locator('meta[property="og:title"]').get_attribute("content") == "How the agent found order 4417"
-        assert public.locator('meta[property="og:url"]').get_attribute("content") == f"http://retrace.test/t/{slug}"
+        assert (
+            public.locator('meta[property="og:title"]').get_attribute("content")
+            == "How the agent found order 4417"
+        )
+        assert (
+            public.locator('meta[property="og:url"]').get_attribute("content")
+            == f"http://retrace.test/t/{slug}"
+        )
         expect(public.get_by_role("treeitem")).to_have_count(5)
         expect(public.get_by_role("button", name="Fork from here")).to_have_count(0)
         public.get_by_role("treeitem").filter(has_text="lookup_order").click()
@@ -254,29 +268,53 @@ def test_run_content_is_only_ever_text(
     run = post_trace(user, hostile)
     user.client.post("/api/v1/memory", json={"content": f"remember {INJECTION}", "category": "fact"})
     user.client.post(
-        "/api/v1/skills", json={"name": f"skill {INJECTION}", "prompt_template": f"Say {INJECTION}", "description": INJECTION}
+        "/api/v1/skills",
+        json={"name": f"skill {INJECTION}", "prompt_template": f"Say {INJECTION}", "description": INJECTION},
     )
     # A fork whose replay outputs carry the markup too (the fake model quotes its input).
     fork = user.client.post(
         "/api/v1/forks",
-        json={"trace_id": run["id"], "fork_point_span_id": run["spans"][1]["id"], "modified_input": f"now {INJECTION}"},
+        json={
+            "trace_id": run["id"],
+            "fork_point_span_id": run["spans"][1]["id"],
+            "modified_input": f"now {INJECTION}",
+        },
     ).json()
     user.client.post(f"/api/v1/forks/{fork['id']}/replay", json={"mode": "server"})
     wait_for_fork(user, fork["id"])
-    tape = user.client.post("/api/v1/tapes", json={"trace_id": run["id"], "title": f"tape {INJECTION}", "description": INJECTION}).json()
+    tape = user.client.post(
+        "/api/v1/tapes", json={"trace_id": run["id"], "title": f"tape {INJECTION}", "description": INJECTION}
+    ).json()
     skill_id = user.client.get("/api/v1/skills").json()["data"][0]["id"]
     sign_in(page, user)
     pages: list[tuple[str, Any]] = [
-        ("/", lambda: expect(page.locator("#runs-body")).to_contain_text("<script>window.__pwned = 1</script>")),
-        (f"/traces/{run['id']}#span-{run['spans'][4]['id']}", lambda: expect(page.locator("#panel")).to_contain_text('<img src=x onerror="window.__pwned = 1">')),
-        (f"/traces/{run['id']}#span-{run['spans'][2]['id']}", lambda: expect(page.locator("#panel")).to_contain_text("<script>")),
-        (f"/forks/{fork['id']}", lambda: expect(page.locator(".diff-table").first).to_contain_text("<script>")),
+        (
+            "/",
+            lambda: expect(page.locator("#runs-body")).to_contain_text("<script>window.__pwned = 1</script>"),
+        ),
+        (
+            f"/traces/{run['id']}#span-{run['spans'][4]['id']}",
+            lambda: expect(page.locator("#panel")).to_contain_text(
+                '<img src=x onerror="window.__pwned = 1">'
+            ),
+        ),
+        (
+            f"/traces/{run['id']}#span-{run['spans'][2]['id']}",
+            lambda: expect(page.locator("#panel")).to_contain_text("<script>"),
+        ),
+        (
+            f"/forks/{fork['id']}",
+            lambda: expect(page.locator(".diff-table").first).to_contain_text("<script>"),
+        ),
         (f"/t/{tape['slug']}", lambda: expect(page.locator("h1").first).to_contain_text("<script>")),
         ("/search?q=pwned", lambda: expect(page.locator(".result").first).to_contain_text("<script>")),
         ("/memory", lambda: expect(page.locator("table.data")).to_contain_text("<img src=x")),
         ("/skills", lambda: expect(page.locator("table.data")).to_contain_text("<script>")),
         (f"/skills/{skill_id}", lambda: expect(page.locator("pre.json").first).to_contain_text("<script>")),
-        (f"/traces/{run['id']}/share", lambda: expect(page.get_by_label("Title")).to_have_value(re.compile("<script>"))),
+        (
+            f"/traces/{run['id']}/share",
+            lambda: expect(page.get_by_label("Title")).to_have_value(re.compile("<script>")),
+        ),
         ("/tapes", lambda: expect(page.locator("table.data")).to_contain_text("<script>")),
     ]
     for path, shows_markup_as_text in pages:
@@ -289,12 +327,22 @@ def test_run_content_is_only_ever_text(
 def test_every_page_is_accessible(page: Page, make_web_user: Callable[[], ApiUser]) -> None:
     user = make_web_user()
     run = post_trace(user, nested_run())
-    entry = user.client.post("/api/v1/memory", json={"content": "The customer prefers DHL", "scope": "customer:42", "category": "preference"}).json()
+    entry = user.client.post(
+        "/api/v1/memory",
+        json={"content": "The customer prefers DHL", "scope": "customer:42", "category": "preference"},
+    ).json()
     skill = user.client.post(
         "/api/v1/skills",
-        json={"name": "triage", "description": "Sort a ticket", "prompt_template": "Sort {ticket} by urgency", "tags": ["support"]},
+        json={
+            "name": "triage",
+            "description": "Sort a ticket",
+            "prompt_template": "Sort {ticket} by urgency",
+            "tags": ["support"],
+        },
     ).json()
-    user.client.patch(f"/api/v1/skills/{skill['id']}", json={"prompt_template": "Sort {ticket} by urgency and topic"})
+    user.client.patch(
+        f"/api/v1/skills/{skill['id']}", json={"prompt_template": "Sort {ticket} by urgency and topic"}
+    )
     sign_in(page, user)
     for name, path in (
         ("memory", "/memory"),

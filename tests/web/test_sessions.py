@@ -70,7 +70,11 @@ def test_sign_in_sets_a_protected_cookie_and_never_shows_the_key(site: RunningSe
 def test_a_wrong_key_is_refused_and_counted(site: RunningServer) -> None:
     client = browser_client(site)
     r = client.post("/signin", data={"api_key": "rt_live_nope"}, headers={"origin": site.url})
-    assert r.status_code == 401 and "not valid" in r.text and "retrace_session" not in r.headers.get("set-cookie", "")
+    assert (
+        r.status_code == 401
+        and "not valid" in r.text
+        and "retrace_session" not in r.headers.get("set-cookie", "")
+    )
     r = client.post("/signin", data={"api_key": ""}, headers={"origin": site.url})
     assert r.status_code == 400
 
@@ -100,13 +104,18 @@ def test_state_changes_need_the_csrf_token_and_this_origin(site: RunningServer, 
     url = f"/memory/{entry['id']}/delete"
     assert client.post(url, data={}, headers={"origin": site.url}).status_code == 403
     assert client.post(url, data={"csrf_token": "forged"}, headers={"origin": site.url}).status_code == 403
-    assert client.post(url, data={"csrf_token": token}, headers={"origin": "https://evil.example"}).status_code == 403
+    assert (
+        client.post(url, data={"csrf_token": token}, headers={"origin": "https://evil.example"}).status_code
+        == 403
+    )
     assert user.client.get(f"/api/v1/memory/{entry['id']}").status_code == 200
     r = client.post(url, data={"csrf_token": token}, headers={"origin": site.url})
     assert r.status_code == 303
     assert user.client.get(f"/api/v1/memory/{entry['id']}").status_code == 404
     # The script endpoints take the token in a header.
-    fork = client.post("/_/forks", json={"trace_id": "x", "fork_point_span_id": "y"}, headers={"origin": site.url})
+    fork = client.post(
+        "/_/forks", json={"trace_id": "x", "fork_point_span_id": "y"}, headers={"origin": site.url}
+    )
     assert fork.status_code == 403 and "error" in fork.json()
 
 
@@ -129,7 +138,9 @@ def test_rotating_from_settings_keeps_this_browser_signed_in(site: RunningServer
     assert new_key.group(1) not in client.get("/settings").text  # shown once
     assert other_browser.get("/").status_code == 303
     assert user.client.get("/api/v1/traces").status_code == 401  # the old key stopped working
-    assert httpx.get(f"{site.url}/api/v1/traces", headers={"x-retrace-key": new_key.group(1)}).status_code == 200
+    assert (
+        httpx.get(f"{site.url}/api/v1/traces", headers={"x-retrace-key": new_key.group(1)}).status_code == 200
+    )
     r = client.post("/settings/key/revoke", data={"csrf_token": token}, headers={"origin": site.url})
     assert r.headers["location"] == "/signin?notice=revoked"
     assert client.get("/").status_code == 303
@@ -158,13 +169,19 @@ def test_pages_carry_a_policy_without_inline_scripts(site: RunningServer, user: 
 
 def test_another_users_things_are_not_found(site: RunningServer, user: ApiUser) -> None:
     other = create_user(site)
-    trace = other.client.post("/api/v1/traces", json=nested_run()).json()
+    trace = nested_run()
+    assert other.client.post("/api/v1/traces", json=trace).status_code == 201
     memory = other.client.post("/api/v1/memory", json={"content": "prefers aisle seats"}).json()
     fork = other.client.post(
         "/api/v1/forks", json={"trace_id": trace["id"], "fork_point_span_id": trace["spans"][1]["id"]}
     ).json()
     client = signed_in(site, user)
-    for path in (f"/traces/{trace['id']}", f"/memory/{memory['id']}", f"/forks/{fork['id']}", f"/traces/{trace['id']}/share"):
+    for path in (
+        f"/traces/{trace['id']}",
+        f"/memory/{memory['id']}",
+        f"/forks/{fork['id']}",
+        f"/traces/{trace['id']}/share",
+    ):
         r = client.get(path)
         assert r.status_code == 404 and "text/html" in r.headers["content-type"], path
         assert "handle_ticket" not in r.text and "aisle" not in r.text

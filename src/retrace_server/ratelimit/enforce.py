@@ -90,7 +90,7 @@ async def get_usage(conn: HTTPConnection, *, user: CurrentUser) -> dict[str, dic
         return None
     usage: dict[str, dict[str, int | None]] = {}
     for kind in ("read", "write"):
-        limit = limits.policy.user_limit(user.tier, kind)  # type: ignore[arg-type]
+        limit = limits.policy.user_limit(user.tier, kind)
         usage[kind] = {"limit": limit, "used": await limits.limiter.count(f"user/{user.id}/{kind}", limit)}
     return usage
 

@@ -80,7 +80,12 @@ async def get_redaction_preview(
     each kind; `name` and `span_count` describe the trace."""
     trace = await traces.get(db, user_id=user_id, trace_id=trace_id)
     counts = await asyncio.to_thread(_count_secrets, trace, list(redact_patterns or []))
-    return {"trace_id": trace_id, "name": trace.get("name"), "span_count": len(trace["spans"]), "redactions": counts}
+    return {
+        "trace_id": trace_id,
+        "name": trace.get("name"),
+        "span_count": len(trace["spans"]),
+        "redactions": counts,
+    }
 
 
 async def create(db: Database, *, user_id: str, payload: TapeCreate, public_url: str) -> dict[str, Any]:

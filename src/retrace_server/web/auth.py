@@ -58,14 +58,21 @@ def same_origin(request: Request) -> bool:
 
 def check_csrf(request: Request, signed_in: SignedIn, submitted: str | None) -> None:
     """Refuses a state-changing request that did not come from one of this site's own pages."""
-    if not same_origin(request) or not submitted or not secrets.compare_digest(submitted, signed_in.csrf_token):
+    if (
+        not same_origin(request)
+        or not submitted
+        or not secrets.compare_digest(submitted, signed_in.csrf_token)
+    ):
         raise ApiError(403, "This form has expired or came from another site: reload the page and try again")
 
 
 async def form_fields(request: Request) -> dict[str, str]:
     """A form-encoded body (the only kind the site's forms send); the last value of a repeated field wins."""
     body = (await request.body()).decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=200))
+    try:
+        return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=200))
+    except ValueError:
+        raise ApiError(400, "The form has too many fields") from None
 
 
 async def checked_form(request: Request, signed_in: SignedIn) -> dict[str, str]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+DASH = "\u2013"  # en dash: a figure that is not known
+MINUS = "\u2212"  # a true minus sign, as wide as the plus
+
 
 def duration(ms: Any) -> str:
     if ms is None:
-        return "–"
+        return DASH
     ms = float(ms)
     if ms < 1:
         return f"{ms:.2f} ms"
@@ -26,7 +29,7 @@ def duration(ms: Any) -> str:
 
 def money(value: Any) -> str:
     if value is None:
-        return "–"
+        return DASH
     value = float(value)
     if value == 0:
         return "$0"
@@ -37,29 +40,29 @@ def money(value: Any) -> str:
 
 def signed_money(value: Any) -> str:
     if value is None:
-        return "–"
-    sign = "+" if float(value) > 0 else "−" if float(value) < 0 else "±"
+        return DASH
+    sign = "+" if float(value) > 0 else MINUS if float(value) < 0 else "±"
     return sign + money(abs(float(value)))
 
 
 def count(value: Any) -> str:
     if value is None:
-        return "–"
+        return DASH
     return f"{int(value):,}"
 
 
 def signed(value: Any) -> str:
     if value is None:
-        return "–"
+        return DASH
     value = int(value)
-    return f"+{value:,}" if value > 0 else f"−{abs(value):,}" if value < 0 else "±0"
+    return f"+{value:,}" if value > 0 else f"{MINUS}{abs(value):,}" if value < 0 else "±0"
 
 
 def signed_duration(ms: Any) -> str:
     if ms is None:
-        return "–"
+        return DASH
     ms = float(ms)
-    sign = "+" if ms > 0 else "−" if ms < 0 else "±"
+    sign = "+" if ms > 0 else MINUS if ms < 0 else "±"
     return sign + duration(abs(ms))
 
 
@@ -78,7 +81,7 @@ def _as_datetime(value: Any) -> datetime | None:
 def timestamp(value: Any) -> str:
     """`2026-12-02 14:03:22` in UTC: exact, sortable, the same for everyone reading a shared page."""
     moment = _as_datetime(value)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "–"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else DASH
 
 
 def iso(value: Any) -> str:
@@ -89,7 +92,7 @@ def iso(value: Any) -> str:
 def ago(value: Any, *, now: datetime | None = None) -> str:
     moment = _as_datetime(value)
     if moment is None:
-        return "–"
+        return DASH
     seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
     if seconds < 5:
         return "just now"

@@ -31,7 +31,9 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         # Static URLs carry their content hash (`?v=`), so a changed file is a new URL.
-        versioned_static = scope["path"].startswith(_STATIC_PREFIX) and b"v=" in scope.get("query_string", b"")
+        versioned_static = scope["path"].startswith(_STATIC_PREFIX) and b"v=" in scope.get(
+            "query_string", b""
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

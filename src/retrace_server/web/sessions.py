@@ -10,8 +10,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import update as sql_update
 
 from retrace_server.auth.dependencies import CurrentUser
 from retrace_server.auth.models import ApiKey, User
@@ -67,8 +69,13 @@ async def get(db: Database, *, token: str) -> SignedIn | None:
     async with db.read() as session:
         row = (
             await session.execute(
-                select(WebSession.user_id, WebSession.auth_method, WebSession.csrf_token,
-                       WebSession.expires_at, User.tier)  # fmt: skip
+                select(
+                    WebSession.user_id,
+                    WebSession.auth_method,
+                    WebSession.csrf_token,
+                    WebSession.expires_at,
+                    User.tier,
+                )
                 .join(User, User.id == WebSession.user_id)
                 .where(WebSession.token_hash == token_hash(token), WebSession.expires_at > utcnow())
                 .where(key_still_active)
@@ -76,7 +83,7 @@ async def get(db: Database, *, token: str) -> SignedIn | None:
         ).first()
     if row is None:
         return None
-    method = "jwt" if row.auth_method == "jwt" else "api_key"
+    method: Literal["api_key", "jwt"] = "jwt" if row.auth_method == "jwt" else "api_key"
     return SignedIn(
         user=CurrentUser(id=row.user_id, tier=row.tier, auth_method=method),
         csrf_token=row.csrf_token,
@@ -88,7 +95,9 @@ async def update(db: Database, *, token: str, api_key_hash: str) -> None:
     """Binds the session to a new key of its user (after the user rotated it from this session)."""
     async with db.write() as session:
         await session.execute(
-            update(WebSession).where(WebSession.token_hash == token_hash(token)).values(api_key_hash=api_key_hash)
+            sql_update(WebSession)
+            .where(WebSession.token_hash == token_hash(token))
+            .values(api_key_hash=api_key_hash)
         )
 
 

@@ -39,6 +39,11 @@ def pretty_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
+def compact_json(value: Any) -> str:
+    """One line of JSON, as text: the template escapes it like any other text."""
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(WEB_DIR / "templates"),
@@ -48,6 +53,7 @@ def _environment() -> Environment:
     )
     env.filters.update(FILTERS)
     env.filters["pretty_json"] = pretty_json
+    env.filters["compact_json"] = compact_json
     env.globals["static"] = static_url
     return env
 

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
@@ -26,8 +25,19 @@ from retrace_server.web.templating import ENV, render
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZES = (20, 50, 100)
-TIME_RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-TIME_RANGE_LABELS = {"": "Any time", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
+TIME_RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+TIME_RANGE_LABELS = {
+    "": "Any time",
+    "1h": "Last hour",
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+}
 
 
 @dataclass(frozen=True)
@@ -43,20 +53,9 @@ class RunQuery:
 
     def filters(self, *, now: datetime) -> TraceFilters:
         since = now - TIME_RANGES[self.range] if self.range in TIME_RANGES else None
-        return TraceFilters(status=self.status, name=self.name or None, session_id=self.session or None, since=since)
-
-    def url(self, **changes: Any) -> str:
-        values = {
-            "status": self.status or "",
-            "name": self.name,
-            "session": self.session,
-            "range": self.range,
-            "limit": self.limit if self.limit != 50 else "",
-            "offset": self.offset or "",
-        }
-        values.update(changes)
-        query = urlencode({k: v for k, v in values.items() if v not in ("", None, 0)})
-        return f"/?{query}" if query else "/"
+        return TraceFilters(
+            status=self.status, name=self.name or None, session_id=self.session or None, since=since
+        )
 
     @property
     def filtered(self) -> bool:
@@ -143,10 +142,14 @@ async def search_page(
     used_mode = None
     if q.strip():
         try:
-            search_request = SearchRequest(query=q, limit=50, mode=mode if mode in ("lexical", "semantic") else "hybrid")
+            search_request = SearchRequest(
+                query=q, limit=50, mode=mode if mode in ("lexical", "semantic") else "hybrid"
+            )
         except ValidationError as exc:
             raise ApiError(400, describe_validation_errors(exc.errors())) from None
-        found = await search.search(request.app.state.db, embeddings, user_id=signed_in.user.id, request=search_request)
+        found = await search.search(
+            request.app.state.db, embeddings, user_id=signed_in.user.id, request=search_request
+        )
         used_mode = found["mode"]
         results = [{**hit, "pieces": marked(hit["highlight"], q)} for hit in found["data"]]
     return render(request, "search.html", q=q, mode=mode, used_mode=used_mode, results=results)

@@ -15,6 +15,7 @@ from retrace_server.errors import ApiError
 from retrace_server.ratelimit.enforce import guard_authentication, record_auth_failure
 from retrace_server.web import sessions
 from retrace_server.web.auth import (
+    SESSION_COOKIE,
     OptionalSessionDep,
     check_csrf,
     clear_session_cookie,
@@ -32,7 +33,9 @@ def _jwt_enabled(settings: Settings) -> bool:
     return bool(settings.jwt_public_key or settings.jwt_jwks_url)
 
 
-def _sign_in_page(request: Request, *, next_path: str, error: str | None = None, status: int = 200) -> Response:
+def _sign_in_page(
+    request: Request, *, next_path: str, error: str | None = None, status: int = 200
+) -> Response:
     settings: Settings = request.app.state.settings
     return render(
         request,
@@ -96,7 +99,7 @@ async def sign_out(request: Request, signed_in: OptionalSessionDep) -> Response:
     response = RedirectResponse("/signin", status_code=303)
     if signed_in is not None:
         check_csrf(request, signed_in, fields.get("csrf_token"))
-        token = request.cookies.get("retrace_session", "")
+        token = request.cookies.get(SESSION_COOKIE, "")
         await sessions.delete_session(request.app.state.db, token=token)
     clear_session_cookie(response, request)
     return response

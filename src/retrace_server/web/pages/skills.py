@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from retrace_server.errors import ApiError, DomainError
 from retrace_server.pagination import Page
 from retrace_server.skills import service as skills
 from retrace_server.web.auth import SessionDep
@@ -39,7 +40,7 @@ async def skill_page(skill_id: str, request: Request, signed_in: SessionDep) -> 
             versions, _ = await skills.list_versions(
                 db, user_id=signed_in.user.id, skill_id=skill_id, page=Page(100, 0)
             )
-        except Exception:
+        except (ApiError, DomainError):
             versions = []  # another user's public skill: its history stays with its owner
     return render(request, "skill.html", skill=skill, versions=versions)
 
@@ -68,7 +69,9 @@ async def version_page(
     user_id = signed_in.user.id
     current = await skills.get_version(db, user_id=user_id, skill_id=skill_id, version=version)
     previous = (
-        await skills.get_version(db, user_id=user_id, skill_id=skill_id, version=version - 1) if version > 1 else None
+        await skills.get_version(db, user_id=user_id, skill_id=skill_id, version=version - 1)
+        if version > 1
+        else None
     )
     return render(
         request,

@@ -30,11 +30,20 @@ async def my_tapes(
 ) -> Response:
     settings: Settings = request.app.state.settings
     rows, total = await tapes.list_tapes(
-        request.app.state.db, page=Page(PAGE_SIZE, offset), public_url=settings.public_url, owner_id=signed_in.user.id
+        request.app.state.db,
+        page=Page(PAGE_SIZE, offset),
+        public_url=settings.public_url,
+        owner_id=signed_in.user.id,
     )
     just_published = next((tape for tape in rows if tape["slug"] == published), None)
     return render(
-        request, "tapes.html", tapes=rows, total=total, offset=offset, limit=PAGE_SIZE, published=just_published
+        request,
+        "tapes.html",
+        tapes=rows,
+        total=total,
+        offset=offset,
+        limit=PAGE_SIZE,
+        published=just_published,
     )
 
 

@@ -111,7 +111,10 @@ async def share_page(
     patterns: Annotated[str, Query(max_length=20_000)] = "",
 ) -> Response:
     preview = await tapes.get_redaction_preview(
-        request.app.state.db, user_id=signed_in.user.id, trace_id=trace_id, redact_patterns=_patterns(patterns)
+        request.app.state.db,
+        user_id=signed_in.user.id,
+        trace_id=trace_id,
+        redact_patterns=_patterns(patterns),
     )
     counts: dict[str, int] = preview["redactions"]
     return render(
@@ -142,5 +145,7 @@ async def publish(trace_id: str, request: Request, signed_in: SessionDep) -> Res
         )
     except ValidationError as exc:
         raise ApiError(400, describe_validation_errors(exc.errors())) from None
-    tape = await tapes.create(request.app.state.db, user_id=signed_in.user.id, payload=payload, public_url=settings.public_url)
+    tape = await tapes.create(
+        request.app.state.db, user_id=signed_in.user.id, payload=payload, public_url=settings.public_url
+    )
     return RedirectResponse(f"/tapes?published={tape['slug']}", status_code=303)

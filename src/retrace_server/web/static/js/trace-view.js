@@ -113,11 +113,12 @@ export function mountTraceView(root, data, options = {}) {
     const name = h('span', { class: 'tv-name' });
     const modelName = h('span', { class: 'tv-model' });
     const durLabel = h('span', { class: 'tv-dur' });
-    const tree = h('div', { class: 'tv-tree' }, caret, type, name, modelName, durLabel);
+    const errorNote = h('span', { class: 'sr-only' });
+    const tree = h('div', { class: 'tv-tree' }, caret, type, name, modelName, errorNote, durLabel);
     const bar = h('div', { class: 'tv-bar' });
     const lane = h('div', { class: 'tv-lane' }, bar);
     const row = h('div', { class: 'tv-row', role: 'treeitem' }, tree, lane);
-    row._parts = { caret, type, name, modelName, durLabel, tree, bar };
+    row._parts = { caret, type, name, modelName, durLabel, errorNote, tree, bar };
     row._node = -1;
     scroller.querySelector('.tv-spacer').appendChild(row);
     pool.push(row);
@@ -144,7 +145,7 @@ export function mountTraceView(root, data, options = {}) {
       p.bar.className = `tv-bar t-${span.span_type}${isError(span) ? ' err' : ''}`;
       row.classList.toggle('err', isError(span));
       row.setAttribute('aria-level', String(depth[i] + 1));
-      row.setAttribute('aria-label', `${typeLabel(span.span_type)} ${span.name || 'unnamed span'}, ${formatDuration(dur[i])}${isError(span) ? ', error' : ''}`);
+      p.errorNote.textContent = isError(span) ? ' (error) ' : '';
     }
     const hasKids = Boolean(children[i]);
     const open = hasKids && (!collapsed[i] || filterKeep);
