@@ -33,6 +33,8 @@ def money(value: Any) -> str:
     value = float(value)
     if value == 0:
         return "$0"
+    if abs(value) < 0.0001:
+        return f"${value:.6f}"
     if abs(value) < 0.01:
         return f"${value:.4f}"
     return f"${value:,.2f}"

@@ -60,6 +60,7 @@ export function formatDuration(ms) {
 export function formatMoney(value) {
   if (value === null || value === undefined) return '–';
   if (value === 0) return '$0';
+  if (Math.abs(value) < 0.0001) return `$${value.toFixed(6)}`;
   if (Math.abs(value) < 0.01) return `$${value.toFixed(4)}`;
   return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 }

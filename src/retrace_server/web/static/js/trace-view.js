@@ -183,7 +183,7 @@ export function mountTraceView(root, data, options = {}) {
     if (!axis) return;
     clear(axis);
     for (const f of [0, 0.25, 0.5, 0.75]) {
-      const tick = h('span', { text: formatDuration(total * f) });
+      const tick = h('span', { text: f === 0 ? '0' : formatDuration(total * f) });
       tick.style.left = `${f * 100}%`;
       axis.appendChild(tick);
     }
