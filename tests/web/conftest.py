@@ -39,13 +39,15 @@ AXE_SOURCE = (HERE / "vendor" / "axe-4.14.1.min.js").read_text()
 VIEWPORT = {"width": 1440, "height": 900}
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: while Playwright's driver lives, its event loop runs on this thread, and other
+# modules' set-up (asyncio.run) must not meet it.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
