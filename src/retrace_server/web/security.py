@@ -20,6 +20,8 @@ _HEADERS = [
 _OWN_POLICY_PATHS = ("/docs", "/redoc")
 _STATIC_PREFIX = "/static/"
 _STATIC_CACHE = (b"cache-control", b"public, max-age=31536000, immutable")
+# Modules imported by other modules are named without a version: the browser revalidates them.
+_STATIC_REVALIDATE = (b"cache-control", b"no-cache")
 
 
 class SecurityHeadersMiddleware:
@@ -31,15 +33,14 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         # Static URLs carry their content hash (`?v=`), so a changed file is a new URL.
-        versioned_static = scope["path"].startswith(_STATIC_PREFIX) and b"v=" in scope.get(
-            "query_string", b""
-        )
+        static = scope["path"].startswith(_STATIC_PREFIX)
+        versioned = b"v=" in scope.get("query_string", b"")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), *_HEADERS]
-                if versioned_static and message["status"] == 200:
-                    headers.append(_STATIC_CACHE)
+                if static and message["status"] in (200, 304):
+                    headers.append(_STATIC_CACHE if versioned else _STATIC_REVALIDATE)
                 message = {**message, "headers": headers}
             await send(message)
 
