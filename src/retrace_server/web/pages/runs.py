@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from retrace_server.embeddings.dependencies import EmbeddingsDep
 from retrace_server.errors import ApiError, describe_validation_errors
-from retrace_server.jsonutil import JsonResponse
+from retrace_server.jsonutil import JsonResponse, dumps
 from retrace_server.pagination import Page
 from retrace_server.search import service as search
 from retrace_server.search.schemas import SearchRequest
@@ -84,12 +85,13 @@ RunQueryDep = Annotated[RunQuery, Depends(run_query)]
 
 
 async def _page_of_runs(request: Request, signed_in: SessionDep, query: RunQuery) -> dict[str, Any]:
-    runs, total = await traces.list_traces(
+    rendered, total = await traces.list(
         request.app.state.db,
         user_id=signed_in.user.id,
         filters=query.filters(now=datetime.now(UTC)),
         page=Page(limit=query.limit, offset=query.offset),
     )
+    runs: list[dict[str, Any]] = orjson.loads(dumps(rendered))
     return {
         "runs": runs,
         "total": total,

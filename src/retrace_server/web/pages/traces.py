@@ -10,12 +10,11 @@ from starlette.responses import RedirectResponse, Response
 
 from retrace_server.config import Settings
 from retrace_server.errors import ApiError, describe_validation_errors
-from retrace_server.forks import replay
+from retrace_server.forks import agent_replay, replay
 from retrace_server.forks import service as forks
 from retrace_server.forks.schemas import ForkCreate, ReplayRequest
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.pagination import Page
-from retrace_server.stream import cascade
 from retrace_server.tapes import service as tapes
 from retrace_server.tapes.redaction import MAX_CUSTOM_PATTERNS
 from retrace_server.tapes.schemas import TapeCreate
@@ -83,13 +82,13 @@ async def fork_and_replay(request: Request, signed_in: SessionDep) -> JsonRespon
 async def start_replay(request: Request, *, user_id: str, fork_id: str) -> None:
     """As `POST /api/v1/forks/{id}/replay` with `mode: auto`, without waiting for the end."""
     overrides = ReplayRequest()
-    started = await cascade.replay_through_agent(
+    started = await agent_replay.replay_through_agent(
         request.app, user_id=user_id, fork_id=fork_id, overrides=overrides, mode="auto", wait_s=0
     )
     if started is None:
         settings: Settings = request.app.state.settings
         await replay.run(
-            request.app.state.db,
+            request.app.state.ingest,
             settings,
             request.app.state.fork_runner,
             user_id=user_id,
