@@ -44,6 +44,7 @@ from retrace_server.stream.agents import AgentRegistry
 from retrace_server.stream.router import router as stream_router
 from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
+from retrace_server.web import install_web
 
 
 def _keep_startup_objects_out_of_collections() -> None:
@@ -137,4 +138,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(internal_router)
     install_api_docs(app)
     install_openapi(app, security_schemes=SECURITY_SCHEMES)
+    install_web(app)
     return app

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted request body (413 above).")
     public_url: str = Field("http://localhost:3001", description="Base URL used in links (tapes, billing).")
 
+    # Web interface
+    web_session_hours: float = Field(
+        168.0, gt=0, description="How long a web sign-in lasts before the browser must sign in again."
+    )
+
     # JWT (Clerk-compatible)
     jwt_public_key: str | None = Field(None, description="PEM public key that verifies RS256 Bearer JWTs.")
     jwt_jwks_url: str | None = Field(None, description="JWKS URL that verifies RS256 Bearer JWTs.")

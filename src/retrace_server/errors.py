@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from retrace_server.jsonutil import JsonResponse
 
@@ -104,34 +105,52 @@ def format_location(loc: Sequence[Any]) -> str:
     return out
 
 
+ErrorPage = Callable[[Request, int, str, Mapping[str, str]], Response | None]
+"""`app.state.error_page`, when a higher layer sets it: a page for a failed request (the web
+interface answers browsers with HTML), or None for the JSON envelope."""
+
+
+def _respond(request: Request, status: int, message: str, headers: Mapping[str, str] | None) -> Response:
+    error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if error_page is not None:
+        page = error_page(request, status, message, dict(headers or {}))
+        if page is not None:
+            return page
+    return error_response(status, message, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JsonResponse:
-        return error_response(exc.status, exc.message, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return _respond(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(DomainError)
-    async def _domain_error(_request: Request, exc: DomainError) -> JsonResponse:
-        return error_response(exc.status, exc.message, exc.headers)
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        return _respond(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JsonResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) and exc.detail else None
         if exc.status_code == 404 and message == "Not Found":
             message = None
         if exc.status_code == 405 and message == "Method Not Allowed":
             message = None
-        return error_response(
+        return _respond(
+            request,
             exc.status_code,
             message or _STATUS_MESSAGES.get(exc.status_code, "Error"),
             getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JsonResponse:
-        return error_response(
-            400, describe_validation_errors(exc.errors(), skip_prefix=("body", "query", "path"))
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return _respond(
+            request,
+            400,
+            describe_validation_errors(exc.errors(), skip_prefix=("body", "query", "path")),
+            None,
         )
 
     @app.exception_handler(ValidationError)
-    async def _pydantic_error(_request: Request, exc: ValidationError) -> JsonResponse:
-        return error_response(400, describe_validation_errors(exc.errors()))
+    async def _pydantic_error(request: Request, exc: ValidationError) -> Response:
+        return _respond(request, 400, describe_validation_errors(exc.errors()), None)

@@ -18,6 +18,7 @@ error_log = logging.getLogger("retrace_server.errors")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+_JSON_ONLY_PREFIX = "/api/"
 
 
 class _BodyTooLarge(Exception):
@@ -122,6 +123,8 @@ class RequestContextMiddleware:
                 return None
         elif _header(scope, b"transfer-encoding") is None:
             return None
+        if not scope["path"].startswith(_JSON_ONLY_PREFIX):
+            return None  # the API speaks JSON only; the web interface's forms post form-encoded bodies
         content_type = _header(scope, b"content-type")
         if content_type is None or not _is_json_content_type(content_type):
             return 415, "Unsupported media type: send the body as JSON with `Content-Type: application/json`"

@@ -12,6 +12,7 @@ from retrace_server.skills import models as skill_models  # noqa: F401
 from retrace_server.stream import models as stream_models  # noqa: F401
 from retrace_server.tapes import models as tape_models  # noqa: F401
 from retrace_server.traces import models as trace_models
+from retrace_server.web import models as web_models  # noqa: F401
 
 metadata = Base.metadata
 

@@ -58,7 +58,7 @@ def test_publish_returns_slug_and_url(alice: ApiUser, server: RunningServer) -> 
     tape = _publish(alice, _trace(), description="How the agent refunds")
     assert len(tape["slug"]) >= 10
     assert all(c.isalnum() or c in "-_" for c in tape["slug"])
-    assert tape["url"] == f"http://retrace.test/api/v1/tapes/{tape['slug']}"
+    assert tape["url"] == f"http://retrace.test/t/{tape['slug']}"
     assert tape["title"] == "checkout-agent"
     assert tape["description"] == "How the agent refunds"
     assert tape["visibility"] == "public"

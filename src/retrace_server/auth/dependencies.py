@@ -115,6 +115,12 @@ async def _user_from_key(db: Database, key: str) -> CurrentUser | None:
     return user
 
 
+async def user_from_jwt(request: Request, token: str) -> CurrentUser:
+    """The user of a Bearer JWT, created on first sight; an invalid token raises 401."""
+    claims = await request.app.state.jwt.verify(token)
+    return await _user_from_claims(request.app.state.db, claims["sub"])
+
+
 async def _user_from_claims(db: Database, user_id: str) -> CurrentUser:
     async with db.read() as session:
         tier = (await session.execute(select(User.tier).where(User.id == user_id))).scalar_one_or_none()

@@ -34,7 +34,13 @@ _POLL_S = 0.2
 
 
 async def replay_through_agent(
-    app: FastAPI, *, user_id: str, fork_id: str, overrides: Modifications | None, mode: ReplayMode
+    app: FastAPI,
+    *,
+    user_id: str,
+    fork_id: str,
+    overrides: Modifications | None,
+    mode: ReplayMode,
+    wait_s: float | None = None,
 ) -> tuple[bool, dict[str, Any]] | None:
     """Sends the fork to a connected agent: (finished within the wait, fork), or None to replay on the server.
 
@@ -54,7 +60,10 @@ async def replay_through_agent(
     suppressed = [s for s in original["spans"][:fork_index] if numbered_by_sdk(s)]
     await registry.send(agent_id, resume_frame(original, fork, execution, suppressed))
     finished = await _wait_for_execution(
-        db, fork_id=fork_id, execution_id=execution.execution_id, timeout=app.state.settings.replay_wait_s
+        db,
+        fork_id=fork_id,
+        execution_id=execution.execution_id,
+        timeout=app.state.settings.replay_wait_s if wait_s is None else wait_s,
     )
     return finished, await forks.get(db, user_id=user_id, fork_id=fork_id)
 

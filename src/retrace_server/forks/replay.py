@@ -137,12 +137,14 @@ async def run(
     user_id: str,
     fork_id: str,
     overrides: Any = None,
+    wait_s: float | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Starts a replay in the background and waits up to RETRACE_REPLAY_WAIT_S: (finished, fork)."""
+    """Starts a replay in the background and waits up to `wait_s` (default RETRACE_REPLAY_WAIT_S):
+    (finished, fork)."""
     job = await prepare(ingestor, user_id=user_id, fork_id=fork_id, overrides=overrides)
     task = runner.start(fork_id, execute(ingestor, settings, job))
     # asyncio.wait never cancels the task: a replay outlives a request that gives up waiting.
-    done, _ = await asyncio.wait({task}, timeout=settings.replay_wait_s)
+    done, _ = await asyncio.wait({task}, timeout=settings.replay_wait_s if wait_s is None else wait_s)
     return bool(done), await service.get(ingestor.db, user_id=user_id, fork_id=fork_id)
 
 

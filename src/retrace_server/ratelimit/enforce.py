@@ -78,6 +78,21 @@ async def limit_user(conn: HTTPConnection, *, user_id: str, tier: str) -> None:
         raise _too_many(decision, f"{limit} {kind} requests per minute on the {tier} plan{hint}")
 
 
+async def get_usage(
+    conn: HTTPConnection, *, user_id: str, tier: str
+) -> dict[str, dict[str, int | None]] | None:
+    """This minute's use of each of the user's limits (`read`, `write`): `limit` and `used`,
+    counting no request. None when rate limiting is off; `used` is None while Redis is away."""
+    limits = _rate_limits(conn)
+    if limits is None:
+        return None
+    usage: dict[str, dict[str, int | None]] = {}
+    for kind in ("read", "write"):
+        limit = limits.policy.user_limit(tier, kind)
+        usage[kind] = {"limit": limit, "used": await limits.limiter.count(f"user/{user_id}/{kind}", limit)}
+    return usage
+
+
 async def ip_rate_limit(request: Request) -> None:
     """Dependency for routes open without authentication: limits them per client IP."""
     limits = _rate_limits(request)

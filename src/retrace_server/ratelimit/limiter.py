@@ -72,6 +72,11 @@ class Limiter:
             allowed=allowed, limit=limit, remaining=max(0, limit - used), reset_at=window_start + WINDOW_S
         )
 
+    async def count(self, key: str, limit: int) -> int | None:
+        """Requests counted for `key` in the current window, counting none; None when unavailable."""
+        window = await self._guarded(lambda: self._window.get_moving_window(key, limit, WINDOW_S))
+        return None if window is None else int(window[1])
+
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T | None:
         if not self.shared:
             return await call()

@@ -57,7 +57,8 @@ SUMMARY_COLUMNS = (
 
 
 def tape_url(public_url: str, slug: str) -> str:
-    return f"{public_url.rstrip('/')}/api/v1/tapes/{slug}"
+    """The tape's public page; its JSON stays at `/api/v1/tapes/{slug}`."""
+    return f"{public_url.rstrip('/')}/t/{slug}"
 
 
 def _summary(row: Any, public_url: str) -> dict[str, Any]:
