@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,15 +40,19 @@ async def authenticate(request: Request) -> CurrentUser | None:
     if not key and not authorization:
         return None
     await guard_authentication(request)
+    token = None
+    if not key:
+        assert authorization is not None
+        key, token = _authorization_credentials(authorization)
+        if key is None and token is None:
+            raise await _auth_failed(
+                request, "Authorization header must be `Bearer <key or jwt>` or `Basic` with a key as password"
+            )
     if key:
         user = await _user_from_key(db, key)
     else:
-        assert authorization is not None
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise await _auth_failed(request, "Authorization header must be `Bearer <jwt>`")
         try:
-            claims = await request.app.state.jwt.verify(token.strip())
+            claims = await request.app.state.jwt.verify(token)
         except ApiError as exc:
             raise await _auth_failed(request, exc.message) from None
         user = await _user_from_claims(db, claims["sub"])
@@ -55,6 +61,26 @@ async def authenticate(request: Request) -> CurrentUser | None:
     request.state.user = user
     await limit_user(request, user)
     return user
+
+
+def _authorization_credentials(authorization: str) -> tuple[str | None, str | None]:
+    """(API key, JWT) from an Authorization header. OpenTelemetry exporters send keys as
+    `Bearer <key>` (OTEL_EXPORTER_OTLP_HEADERS) and the Langfuse SDK as the password of `Basic`
+    credentials; a bearer token with three dot-separated parts is a JWT."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
+        return None, None
+    if scheme.lower() == "bearer":
+        return (None, credentials) if credentials.count(".") == 2 else (credentials, None)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None
+        password = decoded.partition(":")[2]
+        return (password, None) if password else (None, None)
+    return None, None
 
 
 async def _auth_failed(request: Request, message: str) -> ApiError:
