@@ -1,9 +1,10 @@
 """OTLP ingest throughput: clients sending protobuf exports of OpenInference LLM spans.
 
 Each export holds `--spans` LLM spans of one new trace, as OpenInference's OpenAI instrumentation
-records them (about 1 KB of attributes each, distinct text). The server runs on its defaults
-(rate limits off, as in every benchmark). The ceiling is measured in the same run: the same
-application and uvicorn stack answering the same requests from a route that stores nothing.
+records them (about 1 KB of attributes each, distinct text). The server runs on its defaults (rate
+limits off as in every benchmark, the span indexer off unless --indexer). The ceiling is measured in
+the same run: the same application and uvicorn stack answering the same requests from a route that
+stores nothing.
 
 python bench/otlp.py [--database-url URL] [--clients 4] [--spans 100] [--seconds 20]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import subprocess
@@ -28,7 +30,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from _server import BenchServer, _free_port, cpu_seconds, serve
-from otlp_noop_app import NOOP_PATH
 
 CITIES = ["Paris", "Oslo", "Lima", "Osaka", "Quito", "Perth", "Accra", "Tunis", "Cusco", "Hanoi"]
 ITEMS = ["order", "parcel", "refund", "invoice", "booking", "ticket", "voucher", "return"]
@@ -67,8 +68,8 @@ WORDS = [
     "update",
 ]
 BASE_NS = 1_767_225_600_000_000_000
-# Trace and span ids share a 4-byte prefix of bytes that never occur in UTF-8 text, so one
-# bytes.replace gives a prepared export fresh ids.
+# A prepared export's trace and span ids share a 4-byte prefix of bytes that never occur in its
+# (ASCII) text, so one bytes.replace gives it fresh ids: each send takes the next prefix.
 PREFIX_BYTES = range(0xF8, 0x100)
 
 
@@ -84,6 +85,9 @@ def _text(rng: random.Random, words: int) -> str:
 
 def _prefix(rng: random.Random) -> bytes:
     return bytes(rng.choice(PREFIX_BYTES) for _ in range(4))
+
+
+_SENT = itertools.count(random.Random().randrange(2**30) + 2**31)
 
 
 def make_export(rng: random.Random, spans: int) -> tuple[bytes, bytes, int]:
@@ -155,17 +159,16 @@ async def _post(
 
 
 async def run_clients(
-    url: str, path: str, key: str, exports: list[tuple[bytes, bytes, int]], *, clients: int, seconds: float
+    url: str, key: str, exports: list[tuple[bytes, bytes, int]], *, clients: int, seconds: float
 ) -> tuple[int, int, float]:
     """(exports fully stored, exports refused in whole or part, seconds)."""
     host, port = url.removeprefix("http://").split(":")
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
+        f"POST /v1/traces HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
         "Content-Type: application/x-protobuf\r\nContent-Length: "
     ).encode()
     done = refused = 0
     stop_at = time.perf_counter() + seconds
-    rng = random.Random(os.getpid())
 
     async def client(index: int) -> None:
         nonlocal done, refused
@@ -174,7 +177,8 @@ async def run_clients(
         while time.perf_counter() < stop_at:
             template, prefix, _ = exports[n % len(exports)]
             n += clients
-            status, answer = await _post(reader, writer, head, template.replace(prefix, _prefix(rng)))
+            fresh = next(_SENT).to_bytes(4, "big")
+            status, answer = await _post(reader, writer, head, template.replace(prefix, fresh))
             # A full success is an empty ExportTraceServiceResponse.
             if status == 200 and answer == b"":
                 done += 1
@@ -188,15 +192,27 @@ async def run_clients(
 
 
 @contextmanager
-def noop_server(server: BenchServer, env: dict[str, str]) -> Iterator[BenchServer]:
-    """The ceiling's server: same database and key, uvicorn with the options `serve` uses."""
+def noop_server(database_url: str) -> Iterator[BenchServer]:
+    """The ceiling's server on a database of its own: uvicorn with the options `serve` uses."""
+    env = {
+        **os.environ,
+        "RETRACE_DATABASE_URL": database_url,
+        "RETRACE_RATE_LIMIT_ENABLED": "false",
+        "RETRACE_LOG_LEVEL": "warning",
+        "RETRACE_INDEXER_ENABLED": "false",
+        "RETRACE_EMBEDDER": "none",
+    }
+    cli = [sys.executable, "-m", "retrace_server"]
+    key = subprocess.run(
+        [*cli, "keys", "create", "--user", "bench"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     port = _free_port()
     command = [
         sys.executable, "-m", "uvicorn", "otlp_noop_app:create", "--factory",
         "--app-dir", str(Path(__file__).parent), "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    proc = subprocess.Popen(command, env={**os.environ, **env})
+    proc = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -209,10 +225,10 @@ def noop_server(server: BenchServer, env: dict[str, str]) -> Iterator[BenchServe
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the no-op server did not start")
             time.sleep(0.1)
-        yield BenchServer(url=url, key=server.key, pid=proc.pid)
+        yield BenchServer(url=url, key=key, pid=proc.pid)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
 
 
 def _stored_traces(server: BenchServer) -> int:
@@ -223,14 +239,17 @@ def _stored_traces(server: BenchServer) -> int:
 
 
 def measure(
-    server: BenchServer, path: str, exports: list[tuple[bytes, bytes, int]], args: argparse.Namespace
-) -> tuple[int, int, float, float]:
-    asyncio.run(run_clients(server.url, path, server.key, exports, clients=args.clients, seconds=2))
+    server: BenchServer, exports: list[tuple[bytes, bytes, int]], args: argparse.Namespace
+) -> tuple[int, int, int, float, float]:
+    """(exports answered as stored, refused, traces read back, seconds, server CPU share)."""
+    asyncio.run(run_clients(server.url, server.key, exports, clients=args.clients, seconds=2))
+    before = _stored_traces(server)
     cpu_before = cpu_seconds(server.pid)
     done, refused, elapsed = asyncio.run(
-        run_clients(server.url, path, server.key, exports, clients=args.clients, seconds=args.seconds)
+        run_clients(server.url, server.key, exports, clients=args.clients, seconds=args.seconds)
     )
-    return done, refused, elapsed, (cpu_seconds(server.pid) - cpu_before) / elapsed
+    cpu = (cpu_seconds(server.pid) - cpu_before) / elapsed
+    return done, refused, _stored_traces(server) - before, elapsed, cpu
 
 
 def main() -> None:
@@ -239,6 +258,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--spans", type=int, default=100, help="LLM spans per export (one trace)")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--indexer", action="store_true", help="run the span indexer while ingesting")
     args = parser.parse_args()
 
     rng = random.Random(14)
@@ -246,23 +266,19 @@ def main() -> None:
     export_kb = sum(len(e[0]) for e in exports) / len(exports) / 1024
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/otlp.db"
-        with serve(url) as server:
-            before = _stored_traces(server)
-            done, refused, elapsed, cpu = measure(server, "/v1/traces", exports, args)
-            stored = _stored_traces(server) - before
-        env = {
-            "RETRACE_DATABASE_URL": url,
-            "RETRACE_RATE_LIMIT_ENABLED": "false",
-            "RETRACE_LOG_LEVEL": "warning",
-        }
-        with noop_server(server, env) as ceiling_server:
-            ceiling_done, _, ceiling_elapsed, ceiling_cpu = measure(ceiling_server, NOOP_PATH, exports, args)
+        env = {"RETRACE_INDEXER_ENABLED": "true" if args.indexer else "false"}
+        if not args.indexer:
+            env["RETRACE_EMBEDDER"] = "none"
+        with serve(url, env=env) as server:
+            done, refused, stored, elapsed, cpu = measure(server, exports, args)
+        with noop_server(f"sqlite+aiosqlite:///{tmp}/ceiling.db") as ceiling_server:
+            ceiling_done, _, _, ceiling_elapsed, ceiling_cpu = measure(ceiling_server, exports, args)
 
     backend = url.split(":", 1)[0]
     print(
         f"backend={backend} clients={args.clients} spans/export={args.spans} seconds={args.seconds:g} "
         f"export={export_kb:.0f} KB protobuf, {exports[0][2]} B of attributes per span, "
-        "server defaults (rate limits off)"
+        f"server defaults (rate limits off), indexer {'on' if args.indexer else 'off'}"
     )
     print(f"exports answered 200 and fully stored: {done}, refused: {refused}")
     print(f"traces stored (read back): {stored} of {done + refused} answered")

@@ -21,6 +21,7 @@ from retrace_server.forks.runner import open_runner
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
+from retrace_server.otlp import router as otlp_router
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
@@ -73,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jwt = JwtVerifier(settings)
     app.state.on_auth_failure = record_auth_failure
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        own_body_paths=otlp_router.OWN_BODY_PATHS,
+    )
 
     @app.get("/health", summary="Liveness probe", tags=["meta"])
     async def health() -> dict[str, str]:
@@ -88,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(memory_router)
     app.include_router(stream_router)
+    app.include_router(otlp_router.router)
     return app

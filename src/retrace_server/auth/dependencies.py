@@ -46,7 +46,8 @@ async def authenticate(request: Request) -> CurrentUser | None:
         key, token = _authorization_credentials(authorization)
         if key is None and token is None:
             raise await _auth_failed(
-                request, "Authorization header must be `Bearer <key or jwt>` or `Basic` with a key as password"
+                request,
+                "Authorization header must be `Bearer <key or jwt>`, or `Basic` with the key as password",
             )
     if key:
         user = await _user_from_key(db, key)
