@@ -8,15 +8,18 @@ semantic conventions, current and older (`gen_ai.*`), and OpenLLMetry (`gen_ai.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from retrace_server.otlp import messages as msg
 from retrace_server.otlp.values import (
     Attributes,
+    any_value,
     as_float,
     as_int,
     as_text,
@@ -166,7 +169,7 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     )
     remote_parent = parent_id is not None and span.flags & _PARENT_IS_REMOTE == _PARENT_IS_REMOTE
 
-    attrs, groups = _gather(attributes(span.attributes))
+    attrs, groups = _gather(span.attributes)
     view = _SpanView(attrs, groups, [(e.name, e) for e in span.events])
     kind, category = view.classify()
 
@@ -238,12 +241,20 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     )
 
 
-def _gather(attrs: Attributes) -> tuple[Attributes, dict[str, dict[str, Any]]]:
-    """(plain attributes, indexed families by prefix) in one pass."""
+def _gather(key_values: Iterable[KeyValue]) -> tuple[Attributes, dict[str, dict[str, Any]]]:
+    """(plain attributes, indexed families by prefix), converted in one pass."""
     plain: Attributes = {}
     groups: dict[str, dict[str, Any]] = {}
-    for key, value in attrs.items():
-        prefix = _group_of(key)
+    group_of = _GROUP_OF
+    for kv in key_values:
+        key = kv.key
+        any_value_ = kv.value
+        value = (
+            any_value_.string_value
+            if any_value_.WhichOneof("value") == "string_value"
+            else any_value(any_value_)
+        )
+        prefix = group_of[key] if key in group_of else _group_of(key)
         if prefix is None:
             plain[key] = value
         else:
@@ -265,6 +276,18 @@ def _group_of(key: str) -> str | None:
         _GROUP_OF.clear()
     _GROUP_OF[key] = prefix
     return prefix
+
+
+def _unflatten_messages(flat: dict[str, Any]) -> Any:
+    """OpenInference's `N.message.role` / `N.message.content` lists, the common case read directly;
+    anything deeper (tool calls, content parts) through the general unflattening."""
+    messages: dict[int, dict[str, Any]] = {}
+    for key, value in flat.items():
+        index, _, field = key.partition(".message.")
+        if not index.isdigit() or "." in field:
+            return unflatten(flat)
+        messages.setdefault(int(index), {})[field] = value
+    return [{"message": messages[i]} for i in sorted(messages)]
 
 
 def _structured(value: Any, mime_type: Any = None) -> Any:
@@ -445,9 +468,10 @@ class _SpanView:
             if isinstance(value, dict):
                 found.update(value)
         for key, name in _GENAI_PARAMETERS.items():
-            value = a.pop(key, None)
-            if value is not None and name not in found:
-                found[name] = value
+            if key in a:
+                value = a.pop(key)
+                if value is not None and name not in found:
+                    found[name] = value
         response_format = pop_first(a, *_RESPONSE_FORMAT_KEYS)
         if response_format and "response_format" not in found:
             found["response_format"] = (
@@ -491,7 +515,7 @@ class _SpanView:
         if request is not None:
             messages = msg.messages_of(request)
         if not messages and openinference:
-            messages = msg.openinference_messages(unflatten(openinference))
+            messages = msg.openinference_messages(_unflatten_messages(openinference))
         if not messages and genai is not None:
             messages = msg.genai_messages(genai)
             system_message = msg.genai_system(system) if system is not None else None
@@ -527,7 +551,7 @@ class _SpanView:
         if response is not None:
             return response
         if openinference:
-            return msg.assistant_output(msg.openinference_messages(unflatten(openinference)))
+            return msg.assistant_output(msg.openinference_messages(_unflatten_messages(openinference)))
         if genai is not None:
             return msg.assistant_output(msg.genai_messages(genai))
         if openllmetry:

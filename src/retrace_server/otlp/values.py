@@ -29,7 +29,12 @@ def any_value(value: AnyValue) -> Any:
 
 
 def attributes(key_values: Iterable[KeyValue]) -> Attributes:
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    out: Attributes = {}
+    for kv in key_values:
+        value = kv.value
+        # Most attributes are strings: read them without a call per attribute.
+        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else any_value(value)
+    return out
 
 
 def parse_json(value: Any) -> Any:
@@ -83,9 +88,10 @@ def pop_first(attrs: Attributes, *keys: str) -> Any:
     """The value of the first of `keys` present (all of them are consumed)."""
     found = None
     for key in keys:
-        value = attrs.pop(key, None)
-        if found is None and value is not None and value != "":
-            found = value
+        if key in attrs:
+            value = attrs.pop(key)
+            if found is None and value is not None and value != "":
+                found = value
     return found
 
 
