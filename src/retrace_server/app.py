@@ -16,16 +16,21 @@ from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
 from retrace_server.errors import install_error_handlers
+from retrace_server.forks import hooks as forks_hooks
+from retrace_server.forks import service as forks_service
 from retrace_server.forks.router import router as forks_router
 from retrace_server.forks.runner import open_runner
+from retrace_server.ingest import Ingestor
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.otlp import router as otlp_router
+from retrace_server.pricing import price_table
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits, record_auth_failure
 from retrace_server.search import fts_index
 from retrace_server.search.router import router as search_router
 from retrace_server.skills.router import router as skills_router
+from retrace_server.stream.agents import AgentRegistry
 from retrace_server.stream.router import router as stream_router
 from retrace_server.tapes.router import router as tapes_router
 from retrace_server.traces.router import router as traces_router
@@ -47,9 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
+        app.state.ingest = Ingestor(app.state.db, prices=price_table(settings.model_prices))
+        app.state.ingest.stored_hooks.append(forks_hooks.on_trace_stored)
         full_text_indexer = fts_index.start(app.state.db)
         app.state.rate_limits = make_rate_limits(settings)
-        app.state.fork_runner = await open_runner(app.state.db)
+        app.state.fork_runner = await open_runner(app.state.db, app.state.ingest)
+        app.state.stream_agents = AgentRegistry(
+            app.state.db, settings, keep_replays_alive=forks_service.keep_replays_alive
+        )
         await start_embeddings(app, settings)
         _keep_startup_objects_out_of_collections()
         try:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from retrace_server.db import migrate
 from retrace_server.db.engine import make_engine
-from retrace_server.db.models import metadata
+from retrace_server.tables import metadata
 from tests.conftest import POSTGRES_URL
 from tests.support.server import fresh_database
 

@@ -81,3 +81,28 @@ def test_failures_in_a_crowd_undo_only_their_own_work(writer: SqliteWriter) -> N
         assert (n in labels) == (n not in failed)
         assert (n + 500 in labels) == (n not in failed)
     assert all(labels[n] == "x" for n in range(300, 400))
+
+
+def test_a_session_holding_the_write_turn_keeps_the_writer_thread_waiting(writer: SqliteWriter) -> None:
+    """Writes through sessions and the writer thread share one queue: never two writers at once."""
+
+    async def scenario() -> list[str]:
+        order: list[str] = []
+        async with writer.hold():
+            queued = asyncio.ensure_future(writer.run(_insert_one(1, "after"), one_statement=True))
+            queued.add_done_callback(lambda _: order.append("writer"))
+            # The session writes the file on a connection of its own while it holds the turn.
+            with sqlite3.connect(writer._path, timeout=0) as session:
+                session.execute("INSERT INTO items VALUES (2, 'session')")
+            await asyncio.sleep(0.2)
+            order.append("session done")
+            assert not queued.done()
+        await queued
+        return order
+
+    try:
+        order = asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert order == ["session done", "writer"]
+    assert _labels(writer) == {1: "after", 2: "session"}

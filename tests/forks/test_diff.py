@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from retrace_server.forks.diff import align, verdict
-from retrace_server.forks.pricing import PriceTable
+from retrace_server.pricing import PriceTable
 from tests.fakes.llm_server import FakeLLMServer
 from tests.forks.agent import run_travel_agent
 from tests.support.server import ApiUser

@@ -18,6 +18,8 @@ from retrace_server.config import Settings
 from retrace_server.db import migrate
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.service import EmbeddingService
+from retrace_server.ingest import Ingestor
+from retrace_server.pricing import price_table
 from retrace_server.search import fts_index
 from retrace_server.search import service as search_service
 from retrace_server.search.schemas import SearchRequest
@@ -67,7 +69,11 @@ def _span(text: str, span_id: str | None = None) -> dict[str, Any]:
 
 async def _post(db: Database, _: EmbeddingService, spans: list[dict[str, Any]]) -> str:
     payload = TraceCreate.model_validate({"spans": spans})
-    return str((await traces.create(db, user_id=USER, payload=payload))["id"])
+    return str((await traces.create(_ingestor(db), user_id=USER, payload=payload))["id"])
+
+
+def _ingestor(db: Database) -> Ingestor:
+    return Ingestor(db, prices=price_table(None))
 
 
 async def _found(db: Database, embeddings: EmbeddingService, query: str) -> list[str]:
@@ -119,7 +125,7 @@ def test_indexed_spans_follow_updates_and_deletes(run: Callable[..., Any], db_pa
 
     async def _rewrite(db: Database, _: EmbeddingService) -> None:
         payload = TraceUpdate.model_validate({"spans": [{**span, "input": "the platypus report"}]})
-        await traces.update_trace(db, user_id=USER, trace_id=trace_id, payload=payload)
+        await traces.update(_ingestor(db), user_id=USER, trace_id=trace_id, payload=payload)
 
     run(_rewrite)
     # Before the indexer's pass the index holds the old text; search reads the span as it is.
@@ -133,7 +139,7 @@ def test_indexed_spans_follow_updates_and_deletes(run: Callable[..., Any], db_pa
     assert run(_found, "platypus") == [span["id"]]
 
     async def _delete(db: Database, _: EmbeddingService) -> None:
-        await traces.delete_trace(db, user_id=USER, trace_id=trace_id)
+        await traces.delete(_ingestor(db), user_id=USER, trace_id=trace_id)
 
     run(_delete)
     assert run(_found, "platypus") == []
@@ -150,7 +156,7 @@ def test_a_reused_row_id_is_indexed(run: Callable[..., Any], db_path: Path) -> N
     (top,) = _sql(db_path, "SELECT max(pk) FROM spans")[0]
 
     async def _delete(db: Database, _: EmbeddingService) -> None:
-        await traces.delete_trace(db, user_id=USER, trace_id=newest)
+        await traces.delete(_ingestor(db), user_id=USER, trace_id=newest)
 
     run(_delete)
     replacement = _span("the axolotl arrived")

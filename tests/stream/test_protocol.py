@@ -3,65 +3,17 @@
 from __future__ import annotations
 
 import json
-import struct
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import websocket
 from retrace.errors import classify_server_signal
 
 from retrace_server.config import Settings
+from tests.stream.client import StreamClient
 from tests.stream.support import get_trace
 from tests.support.server import ApiUser, RunningServer, create_user, running_server
-
-
-class StreamClient:
-    def __init__(self, server_url: str) -> None:
-        self.ws = websocket.create_connection(
-            server_url.replace("http://", "ws://") + "/ws/v1/stream", timeout=30, suppress_origin=True
-        )
-        self.seq = 0
-
-    def send(self, frame: dict[str, Any] | str) -> None:
-        self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
-
-    def frame(self, kind: str, data: dict[str, Any]) -> int:
-        self.seq += 1
-        self.send({"type": kind, "data": data, "seq": self.seq})
-        return self.seq
-
-    def receive(self) -> dict[str, Any]:
-        """The next frame other than a server ping."""
-        while True:
-            message: dict[str, Any] = json.loads(self.ws.recv())
-            if message["type"] != "ping":
-                return message
-
-    def auth(self, key: str, **extra: Any) -> dict[str, Any]:
-        self.send(
-            {
-                "type": "auth",
-                "api_key": key,
-                "acks": True,
-                "resumable": False,
-                "replay_generation": 1,
-                **extra,
-            }
-        )
-        return self.receive()
-
-    def close_code(self) -> int:
-        """Reads until the server closes the connection; its close code."""
-        while True:
-            opcode, data = self.ws.recv_data(control_frame=True)
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code: int = struct.unpack("!H", data[:2])[0]
-                return code
-
-    def close(self) -> None:
-        self.ws.close()
 
 
 @pytest.fixture
@@ -129,7 +81,7 @@ def test_auth_then_each_frame_is_acknowledged_after_it_is_stored(
     running = get_trace(alice.client, trace_id)
     assert running is not None
     assert running["status"] == "running"
-    assert running["metadata"] == {"project_id": "p1"}
+    assert running["project_id"] == "p1"
     assert running["spans"][0]["output"] is None
 
     seq = client.frame("span_ended", span_ended(trace_id, span_id))
@@ -226,6 +178,7 @@ def test_malformed_frames_get_errors_and_lose_nothing(
 def test_another_users_trace_cannot_be_written(
     connect: Callable[..., StreamClient], alice: ApiUser, bob: ApiUser
 ) -> None:
+    """Trace ids are per user: Bob streaming Alice's id writes a trace of his own."""
     trace_id = str(uuid.uuid4())
     alice_stream, bob_stream = connect(), connect()
     alice_stream.auth(alice.key)
@@ -233,12 +186,18 @@ def test_another_users_trace_cannot_be_written(
     alice_stream.frame("trace_started", trace_started(trace_id))
     assert alice_stream.receive()["type"] == "ack"
 
-    bob_stream.frame("trace_started", trace_started(trace_id))
-    assert bob_stream.receive()["error"] == f"Trace {trace_id!r} already exists"
     bob_stream.frame("span_started", span_started(trace_id, str(uuid.uuid4())))
-    assert bob_stream.receive()["error"] == f"Trace {trace_id!r} not found"
-    trace = get_trace(alice.client, trace_id)
-    assert trace is not None and trace["spans"] == []
+    assert bob_stream.receive()["error"] == (
+        f"Trace {trace_id!r} not found: send its trace_started frame first"
+    )
+    bob_stream.frame("trace_started", trace_started(trace_id))
+    assert bob_stream.receive()["type"] == "ack"
+    bob_stream.frame("span_started", span_started(trace_id, str(uuid.uuid4())))
+    assert bob_stream.receive()["type"] == "ack"
+    alices = get_trace(alice.client, trace_id)
+    assert alices is not None and alices["spans"] == []
+    bobs = get_trace(bob.client, trace_id)
+    assert bobs is not None and len(bobs["spans"]) == 1
 
 
 def test_bad_key_gets_an_error_frame_and_is_closed(connect: Callable[..., StreamClient]) -> None:

@@ -88,7 +88,7 @@ def test_public_read_without_credentials_counts_views(alice: ApiUser, server: Ru
     assert body["trace"]["input"] == {"question": "refund order 42"}
     assert [s["name"] for s in body["spans"]] == ["plan", "refund"]
     assert body["spans"][1]["output"] == {"ok": True}
-    assert body["spans"][0]["started_at"] == "2026-11-28T10:00:01Z"
+    assert body["spans"][0]["started_at"] == "2026-11-28T10:00:01.000000Z"
     assert first.json()["view_count"] == 1
     assert second.json()["view_count"] == 2
 

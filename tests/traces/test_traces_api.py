@@ -4,6 +4,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from tests.support.server import ApiUser
 
 
@@ -88,11 +90,20 @@ def test_patch_terminal_fields(alice: ApiUser) -> None:
 
 
 def test_unknown_fields_are_kept_in_metadata(alice: ApiUser) -> None:
-    trace = _trace(project_id="proj-1", spans=[_span(0, token_ids=[1, 2], metadata={"provider": "openai"})])
+    trace = _trace(team="search", spans=[_span(0, token_ids=[1, 2], metadata={"provider": "openai"})])
     alice.client.post("/api/v1/traces", json=trace)
     full = alice.client.get(f"/api/v1/traces/{trace['id']}").json()
-    assert full["metadata"]["project_id"] == "proj-1"
+    assert full["metadata"]["team"] == "search"
     assert full["spans"][0]["metadata"] == {"provider": "openai", "token_ids": [1, 2]}
+
+
+def test_project_id_is_a_field_that_lists_filter_by(alice: ApiUser) -> None:
+    ours, other = _trace(project_id="proj-1"), _trace(project_id="proj-2")
+    for trace in (ours, other):
+        assert alice.client.post("/api/v1/traces", json=trace).status_code == 201
+    assert alice.client.get(f"/api/v1/traces/{ours['id']}").json()["project_id"] == "proj-1"
+    listed = alice.client.get("/api/v1/traces", params={"project_id": "proj-1"}).json()
+    assert [t["id"] for t in listed["data"]] == [ours["id"]]
 
 
 def test_get_returns_spans_in_start_order_with_parents(alice: ApiUser) -> None:
@@ -189,10 +200,23 @@ def test_tenant_isolation(alice: ApiUser, bob: ApiUser) -> None:
     assert bob.client.patch(f"/api/v1/traces/{tid}", json={"spans": [_span(9)]}).status_code == 404
     assert bob.client.delete(f"/api/v1/traces/{tid}").status_code == 404
     assert tid not in {t["id"] for t in bob.client.get("/api/v1/traces").json()["data"]}
-    # Bob cannot take over Alice's trace id either.
-    assert bob.client.post("/api/v1/traces", json={"id": tid}).status_code == 409
+    # Ids are unique per user: Bob's trace of the same id is his own, and tells him nothing.
+    created = bob.client.post("/api/v1/traces", json={"id": tid, "status": "completed"})
+    assert created.status_code == 201
+    assert bob.client.get(f"/api/v1/traces/{tid}").json()["span_count"] == 0
     still = alice.client.get(f"/api/v1/traces/{tid}").json()
     assert still["status"] == "running" and still["span_count"] == 1
+    assert bob.client.delete(f"/api/v1/traces/{tid}").status_code == 204
+    assert alice.client.get(f"/api/v1/traces/{tid}").status_code == 200
+
+
+@pytest.mark.parametrize("bad_id", ["run/1", "run 1", "a?b", "50%", "..", "x" * 129])
+def test_ids_must_be_addressable(alice: ApiUser, bad_id: str) -> None:
+    answer = alice.client.post("/api/v1/traces", json={"id": bad_id})
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("id: ")
+    span = alice.client.post("/api/v1/traces", json={"spans": [{"id": bad_id}]})
+    assert span.status_code == 400 and span.json()["error"].startswith("spans[0].id: ")
 
 
 def test_name_filter_is_a_literal_substring(alice: ApiUser) -> None:
@@ -281,6 +305,7 @@ def test_get_renders_every_span_field(alice: ApiUser) -> None:
     stored = alice.client.get(f"/api/v1/traces/{trace['id']}").json()["spans"][0]
     assert stored == {
         **{k: v for k, v in span.items() if k not in ("started_at", "ended_at")},
+        "cost_source": "reported",
         "trace_id": trace["id"],
         "started_at": "2026-11-28T10:00:03.000000Z",
         "ended_at": "2026-11-28T10:00:03.500000Z",

@@ -21,7 +21,9 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> AsyncEngine:
+    """`foreign_keys=False` is for migrations only: SQLite rebuilds a table by copying it, and
+    dropping the old one would otherwise cascade into every table that references it."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -33,7 +35,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             # connection has nothing to roll back: skip that thread round trip.
             pool_reset_on_return=None,
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, foreign_keys=foreign_keys)
         return engine
     return create_async_engine(
         url,
@@ -58,12 +60,14 @@ SQLITE_PRAGMAS = (
 )
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        if not foreign_keys:
+            cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.close()
 
     # The driver runs in autocommit mode so that we choose how transactions begin: writers take
@@ -86,9 +90,6 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         writer = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
         self._write_sessions = async_sessionmaker(writer, expire_on_commit=False)
-        # One SQLite file has one writer at a time; queueing writers here keeps them off the
-        # busy-wait inside the driver.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._direct_writer: SqliteWriter | None = None
 
     @property
@@ -102,12 +103,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits atomically at the end of the block (or rolls back)."""
-        if self._write_lock is None:
+        """A session whose work commits atomically at the end of the block (or rolls back).
+
+        On SQLite the session waits for its turn on the writer thread, the file's one writer in
+        this process; so the block must not itself wait for a write of the writer thread
+        (`Ingestor.write`), which would wait for the block.
+        """
+        if not self.is_sqlite:
             async with self._write_sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._write_sessions() as session, session.begin():
+        async with self._sqlite_writer().hold(), self._write_sessions() as session, session.begin():
             yield session
 
     async def write_sqlite_direct(

@@ -25,7 +25,7 @@ def alembic_config(database_url: str) -> Config:
 
 async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database to `revision` (all domain branches by default)."""
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=1, foreign_keys=False)
     try:
         runner = (
             engine.execution_options(sqlite_immediate=True) if database_url.startswith("sqlite") else engine
@@ -39,7 +39,7 @@ async def upgrade(database_url: str, revision: str = "heads") -> None:
 
 
 async def downgrade(database_url: str, revision: str = "base") -> None:
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=1, foreign_keys=False)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_run, database_url, "downgrade", revision)
@@ -51,3 +51,9 @@ def _run(connection: Connection, database_url: str, action: str, revision: str) 
     cfg = alembic_config(database_url)
     cfg.attributes["connection"] = connection
     getattr(command, action)(cfg, revision)
+    if connection.dialect.name == "sqlite":
+        # Migrations run with SQLite's foreign keys off (table rebuilds need it): check them all
+        # before committing, so a migration never leaves a dangling reference behind.
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows with broken foreign keys: {broken[:5]}")

@@ -1,9 +1,13 @@
-"""A single writer thread for the hottest SQLite write path, committing queued work in groups.
+"""The one writer of a SQLite file in this process: a thread committing queued work in groups.
 
 A session hops threads once per statement while it holds the write lock; here each piece of
 work runs in one hop, and everything queued meanwhile shares one transaction (one WAL commit).
 Each piece runs under its own savepoint, so one failure (a duplicate id, say) fails only its own
 request; a piece alone in its group needs none.
+
+Writes through SQLAlchemy sessions (`Database.write`) take their turn in the same queue: the
+thread lets a session through (`hold`) and waits until it commits, so two writers of the file
+never meet in SQLite's busy wait.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import queue
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,8 @@ class _Job:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     one_statement: bool
+    # Set for a session's turn (`hold`): the thread waits for it instead of running work.
+    released: threading.Event | None = None
 
 
 class SqliteWriter:
@@ -46,6 +52,7 @@ class SqliteWriter:
         self._inode = 0
         self._pragmas = pragmas
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._held_back: _Job | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._checkpointer = _Checkpointer(self._open)
@@ -61,6 +68,21 @@ class SqliteWriter:
         self._ensure_thread()
         self._jobs.put(_Job(work, future, loop, one_statement))
         return await future
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """The file's write turn for a session: work queued before runs first, work queued
+        during waits until the block ends."""
+        loop = asyncio.get_running_loop()
+        released = threading.Event()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._ensure_thread()
+        self._jobs.put(_Job(_no_work, future, loop, False, released))
+        try:
+            await future
+            yield
+        finally:
+            released.set()
 
     def close(self) -> None:
         if self._thread is not None:
@@ -84,7 +106,9 @@ class SqliteWriter:
         try:
             while True:
                 group, stopping = self._next_group()
-                if group:
+                if group and group[0].released is not None:
+                    self._let_session_write(group[0])
+                elif group:
                     if connection is not None and not self._still_open_file():
                         # The file was deleted or replaced: writing on would store into a file
                         # nobody can open again. Reopen (or fail the requests if that fails).
@@ -106,11 +130,15 @@ class SqliteWriter:
                 connection.close()
 
     def _next_group(self) -> tuple[list[_Job], bool]:
-        """Queued work, and whether to stop after it."""
-        first = self._jobs.get()
+        """Queued work, and whether to stop after it. A session's turn is a group of its own."""
+        first, self._held_back = self._held_back, None
+        if first is None:
+            first = self._jobs.get()
         if first is None:
             return [], True
         group = [first]
+        if first.released is not None:
+            return group, False
         while len(group) < MAX_GROUP:
             try:
                 job = self._jobs.get_nowait()
@@ -118,8 +146,18 @@ class SqliteWriter:
                 break
             if job is None:
                 return group, True
+            if job.released is not None:
+                self._held_back = job
+                break
             group.append(job)
         return group, False
+
+    @staticmethod
+    def _let_session_write(turn: _Job) -> None:
+        """Outside any transaction of this thread: the session takes the file's lock itself."""
+        assert turn.released is not None
+        _deliver(turn, True, None)
+        turn.released.wait()
 
     def _still_open_file(self) -> bool:
         try:
@@ -228,6 +266,10 @@ class _Checkpointer:
     def _checkpoint(self, connection: sqlite3.Connection) -> float:
         _, self._pages_in_log, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return CHECKPOINT_EVERY
+
+
+def _no_work(_connection: sqlite3.Connection) -> None:
+    return None
 
 
 def _commit_alone(connection: sqlite3.Connection, job: _Job) -> None:

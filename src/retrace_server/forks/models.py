@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retrace_server.db.base import Base
@@ -18,12 +18,18 @@ class Fork(Base):
         Index("ix_forks_user_created", "user_id", "created_at"),
         Index("ix_forks_user_trace_created", "user_id", "trace_id", "created_at"),
         Index("ix_forks_status_heartbeat", "status", "heartbeat_at"),
+        # Deleting the original trace deletes its forks; result traces stay (they are ordinary traces).
+        ForeignKeyConstraint(
+            ["user_id", "trace_id"],
+            ["traces.user_id", "traces.id"],
+            name="fk_forks_trace",
+            ondelete="CASCADE",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    # Deleting the original trace deletes its forks; result traces stay (they are ordinary traces).
-    trace_id: Mapped[str] = mapped_column(ForeignKey("traces.id", ondelete="CASCADE"))
+    trace_id: Mapped[str] = mapped_column(String(128))
     fork_point_span_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16), default="created")

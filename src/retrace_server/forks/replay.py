@@ -17,22 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.errors import ApiError
 from retrace_server.forks import service
+from retrace_server.forks.hooks import EXECUTION
 from retrace_server.forks.inputs import Substitutions, apply_modified_input, chat_request, recorded_parameters
-from retrace_server.forks.pricing import PriceTable, price_table
 from retrace_server.forks.runner import ReplayRunner
+from retrace_server.ingest import ALL_SPAN_FIELDS, Ingestor, SpanPart, TraceWrite
+from retrace_server.pricing import PriceTable, price_table
 from retrace_server.providers.base import ProviderConfigError, ProviderError
 from retrace_server.providers.registry import ProviderPool, provider_name
 from retrace_server.traces import service as traces_service
-from retrace_server.traces.models import Trace
-from retrace_server.traces.schemas import SpanIn
 
 log = logging.getLogger("retrace_server.forks")
 
@@ -68,7 +65,7 @@ class ReplayJob:
     id_map: dict[str, str]
     original_output: Any
     first_llm_index: int | None
-    pending: list[SpanIn] = field(default_factory=list)
+    pending: list[SpanPart] = field(default_factory=list)
     flushed_at: float = field(default_factory=time.monotonic)
 
 
@@ -91,8 +88,9 @@ async def start_execution(db: Database, *, user_id: str, fork_id: str, overrides
     return ForkStart(fork=fork, original=original, fork_index=fork_index, execution=execution)
 
 
-async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = None) -> ReplayJob:
+async def prepare(ingestor: Ingestor, *, user_id: str, fork_id: str, overrides: Any = None) -> ReplayJob:
     """Claims a new execution of the fork and writes its result trace with the recorded steps."""
+    db = ingestor.db
     _, original, fork_index, execution = await start_execution(
         db, user_id=user_id, fork_id=fork_id, overrides=overrides
     )
@@ -102,7 +100,7 @@ async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = 
     recorded = [copy_span(s, id_map, mode=RECORDED) for s in spans[:fork_index]]
     try:
         trace_id = await service.create_result_trace(
-            db, execution=execution, original=original, spans=recorded, started_at=started_at
+            ingestor, execution=execution, original=original, spans=recorded, started_at=started_at
         )
         await service.link_result_trace(
             db, fork_id=fork_id, execution_id=execution.execution_id, trace_id=trace_id
@@ -132,7 +130,7 @@ async def prepare(db: Database, *, user_id: str, fork_id: str, overrides: Any = 
 
 
 async def run(
-    db: Database,
+    ingestor: Ingestor,
     settings: Settings,
     runner: ReplayRunner,
     *,
@@ -141,31 +139,34 @@ async def run(
     overrides: Any = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Starts a replay in the background and waits up to RETRACE_REPLAY_WAIT_S: (finished, fork)."""
-    job = await prepare(db, user_id=user_id, fork_id=fork_id, overrides=overrides)
-    task = runner.start(fork_id, execute(db, settings, job))
+    job = await prepare(ingestor, user_id=user_id, fork_id=fork_id, overrides=overrides)
+    task = runner.start(fork_id, execute(ingestor, settings, job))
     # asyncio.wait never cancels the task: a replay outlives a request that gives up waiting.
     done, _ = await asyncio.wait({task}, timeout=settings.replay_wait_s)
-    return bool(done), await service.get(db, user_id=user_id, fork_id=fork_id)
+    return bool(done), await service.get(ingestor.db, user_id=user_id, fork_id=fork_id)
 
 
-def copy_span(span: dict[str, Any], id_map: dict[str, str], *, mode: str, **changes: Any) -> SpanIn:
+_COPIED = (
+    "span_type", "name", "model", "input", "output", "input_tokens", "output_tokens", "cost", "duration_ms",
+    "agent_id", "parent_agent_id", "agent_role", "started_at", "ended_at", "error",
+)  # fmt: skip
+
+
+def copy_span(span: dict[str, Any], id_map: dict[str, str], *, mode: str, **changes: Any) -> SpanPart:
+    """A span of the forked trace as a step of the replay, under its new id, marked with its mode.
+
+    A copied cost is the original's whatever its source; a new one (`changes`) is reported."""
     metadata = {**(span.get("metadata") or {}), "replay": mode, "original_span_id": span["id"]}
-    fields = {
-        key: span.get(key)
-        for key in (
-            "span_type", "name", "model", "input", "output", "input_tokens", "output_tokens", "cost",
-            "duration_ms", "agent_id", "parent_agent_id", "agent_role", "started_at", "ended_at", "error",
-        )
-    }  # fmt: skip
+    values = {key: span.get(key) for key in _COPIED}
     parent = span.get("parent_id")
-    fields.update(
+    values.update(
         id=id_map[span["id"]], parent_id=id_map.get(parent, parent) if parent else None, metadata=metadata
     )
-    fields.update(changes)
-    return SpanIn.model_validate(fields)
+    values.update(changes)
+    return SpanPart(values, ALL_SPAN_FIELDS)
 
 
-async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
+async def execute(ingestor: Ingestor, settings: Settings, job: ReplayJob) -> None:
     """Runs the replay to its end; the fork ends `completed` or `failed` whatever happens."""
     pool = ProviderPool(settings)
     prices = price_table(settings.model_prices)
@@ -179,7 +180,7 @@ async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
             if span["span_type"] == "llm_call":
                 job.pending.append(await _execute_llm(job, pool, prices, subs, index=index, span=span))
                 if time.monotonic() - job.flushed_at >= FLUSH_INTERVAL_S:
-                    await _flush(db, job)
+                    await _flush(ingestor, job)
             elif at_fork and execution.has_modified_input:
                 subs.add(span.get("output"), execution.modified_input)
                 job.pending.append(
@@ -189,22 +190,22 @@ async def execute(db: Database, settings: Settings, job: ReplayJob) -> None:
                 )
             else:
                 job.pending.append(copy_span(span, job.id_map, mode=REPLAYED, **_now_times()))
-        await _finish(db, job, status="completed", output=subs.apply(job.original_output))
+        await _finish(ingestor, job, status="completed", output=subs.apply(job.original_output))
     except StepFailed as exc:
         await _finish(
-            db,
+            ingestor,
             job,
             status="failed",
             error=f"step {exc.step['index']} ({exc.step['name'] or exc.step['span_type']}): {exc}",
             failed_step=exc.step,
         )
     except asyncio.CancelledError:
-        await _finish(db, job, status="failed", error="the server stopped during the replay")
+        await _finish(ingestor, job, status="failed", error="the server stopped during the replay")
         raise
     except Exception as exc:
         log.exception("replay of fork %s failed", execution.fork_id)
         await _finish(
-            db, job, status="failed", error=f"internal error during the replay: {type(exc).__name__}"
+            ingestor, job, status="failed", error=f"internal error during the replay: {type(exc).__name__}"
         )
     finally:
         await pool.close()
@@ -246,7 +247,7 @@ async def _execute_llm(
     *,
     index: int,
     span: dict[str, Any],
-) -> SpanIn:
+) -> SpanPart:
     execution = job.execution
     provider, model, changes_apply = _llm_target(job, index, span)
     assert model is not None
@@ -288,7 +289,7 @@ async def _execute_llm(
         input_tokens=result.input_tokens, output_tokens=result.output_tokens, cost=cost,
         duration_ms=duration_ms, started_at=started_at, ended_at=utcnow(), error=None,
     )  # fmt: skip
-    new_span.metadata = {**(new_span.metadata or {}), **metadata_changes}
+    new_span.values["metadata"] = {**new_span.values["metadata"], **metadata_changes}
     return new_span
 
 
@@ -302,19 +303,14 @@ def _now_times() -> dict[str, Any]:
     return {"started_at": now, "ended_at": now}
 
 
-async def _flush(db: Database, job: ReplayJob) -> None:
-    """Writes the steps done so far, so a running replay shows its progress."""
-    now = utcnow()
-    rows = _take_pending_rows(job, now=now)
-    async with db.write() as session:
-        await traces_service.upsert_spans(session, rows)
-        await _refresh_totals(session, job, ended_at=None, now=now)
-        await service.heartbeat(session, [job.execution.fork_id])
+async def _flush(ingestor: Ingestor, job: ReplayJob) -> None:
+    """Writes the steps done so far, so a running replay shows its progress (and is alive)."""
+    await _write(ingestor, job, fields={}, execution={})
     job.flushed_at = time.monotonic()
 
 
 async def _finish(
-    db: Database,
+    ingestor: Ingestor,
     job: ReplayJob,
     *,
     status: str,
@@ -322,43 +318,21 @@ async def _finish(
     error: str | None = None,
     failed_step: dict[str, Any] | None = None,
 ) -> None:
-    now = utcnow()
-    rows = _take_pending_rows(job, now=now)
-    async with db.write() as session:
-        await traces_service.upsert_spans(session, rows)
-        await session.execute(
-            update(Trace)
-            .where(Trace.id == job.result_trace_id)
-            .values(status=status, output=output, error=error, ended_at=now)
-        )
-        await _refresh_totals(session, job, ended_at=now, now=now)
-        await service.finish_execution(
-            session,
-            fork_id=job.execution.fork_id,
-            execution_id=job.execution.execution_id,
-            status=status,
-            error=error,
-            failed_step=failed_step,
-        )
-
-
-def _take_pending_rows(job: ReplayJob, *, now: datetime) -> list[dict[str, Any]]:
-    """The rows of the steps not written yet; they count as written from here on."""
-    rows = traces_service.span_rows(
-        job.pending, trace_id=job.result_trace_id, user_id=job.execution.user_id, now=now
+    """The last steps, the result trace's end and the execution's end, in one transaction."""
+    fields = {"status": status, "output": output, "error": error, "ended_at": utcnow()}
+    await _write(
+        ingestor, job, fields=fields, execution={"status": status, "error": error, "failed_step": failed_step}
     )
-    job.pending.clear()
-    return rows
 
 
-async def _refresh_totals(
-    session: AsyncSession, job: ReplayJob, *, ended_at: datetime | None, now: datetime
+async def _write(
+    ingestor: Ingestor, job: ReplayJob, *, fields: dict[str, Any], execution: dict[str, Any]
 ) -> None:
-    await traces_service.refresh_totals(
-        session,
-        trace_id=job.result_trace_id,
-        started_at=job.started_at,
-        ended_at=ended_at,
-        last_activity_at=now,
-        client_totals={},
+    spans, job.pending = job.pending, []
+    context = {
+        EXECUTION: {"fork_id": job.execution.fork_id, "execution_id": job.execution.execution_id, **execution}
+    }
+    write = TraceWrite(
+        trace_id=job.result_trace_id, mode="update", fields=fields, spans=spans, context=context
     )
+    await traces_service.write(ingestor, user_id=job.execution.user_id, write=write)

@@ -7,12 +7,11 @@ from fastapi import APIRouter, Query, Request
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep, SettingsDep
-from retrace_server.forks import replay, service
+from retrace_server.forks import agent_replay, replay, service
 from retrace_server.forks.runner import ReplayRunner
 from retrace_server.forks.schemas import ClaimRequest, ForkCreate, ReplayRequest
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.pagination import PageDep
-from retrace_server.stream import cascade
 
 router = APIRouter(prefix="/api/v1/forks", tags=["forks"])
 
@@ -77,7 +76,7 @@ async def replay_fork(
 ) -> JsonResponse:
     overrides = await parse_body(request, ReplayRequest, required=False)
     if overrides.mode != "server":
-        through_agent = await cascade.replay_through_agent(
+        through_agent = await agent_replay.replay_through_agent(
             request.app, user_id=user.id, fork_id=fork_id, overrides=overrides, mode=overrides.mode
         )
         if through_agent is not None:
@@ -85,7 +84,7 @@ async def replay_fork(
             return JsonResponse(fork, status_code=200 if finished else 202)
     runner: ReplayRunner = request.app.state.fork_runner
     finished, fork = await replay.run(
-        db, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides
+        request.app.state.ingest, settings, runner, user_id=user.id, fork_id=fork_id, overrides=overrides
     )
     return JsonResponse(fork, status_code=200 if finished else 202)
 

@@ -20,12 +20,13 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.errors import ApiError, not_found
 from retrace_server.forks.diff import diff_traces
+from retrace_server.forks.executions import finish_statements, heartbeat_statements, result_trace_statements
 from retrace_server.forks.models import Fork, ForkRun
 from retrace_server.forks.schemas import ForkCreate, Modifications
+from retrace_server.ingest import Ingestor, SpanPart, TraceWrite
+from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.pagination import Page
 from retrace_server.traces import service as traces_service
-from retrace_server.traces.models import Span, Trace
-from retrace_server.traces.schemas import SpanIn, TraceCreate
 
 # A running replay refreshes its heartbeat at every step and every HEARTBEAT_S while it waits on
 # a provider; one silent for STALE_AFTER was left by a process that died.
@@ -85,10 +86,15 @@ def _parameters(mods: Modifications) -> dict[str, Any]:
 async def create(db: Database, *, user_id: str, payload: ForkCreate) -> dict[str, Any]:
     now = utcnow()
     fork_id = str(uuid.uuid4())
-    async with db.write() as session:
-        await _require_span(
-            session, user_id=user_id, trace_id=payload.trace_id, span_id=payload.fork_point_span_id
+    try:
+        has_span = await traces_service.has_span(
+            db, user_id=user_id, trace_id=payload.trace_id, span_id=payload.fork_point_span_id
         )
+    except TraceNotFound:
+        raise not_found("Trace") from None
+    if not has_span:
+        raise ApiError(404, f"Span {payload.fork_point_span_id!r} not found in trace {payload.trace_id!r}")
+    async with db.write() as session:
         await session.execute(
             insert(Fork),
             {
@@ -108,21 +114,6 @@ async def create(db: Database, *, user_id: str, payload: ForkCreate) -> dict[str
         fork = await _fork_dict(session, fork_id)
     fork["runs"] = []
     return fork
-
-
-async def _require_span(session: AsyncSession, *, user_id: str, trace_id: str, span_id: str) -> None:
-    trace = (
-        await session.execute(select(Trace.id).where(Trace.id == trace_id, Trace.user_id == user_id))
-    ).first()
-    if trace is None:
-        raise not_found("Trace")
-    span = (
-        await session.execute(
-            select(Span.pk).where(Span.trace_id == trace_id, Span.id == span_id, Span.user_id == user_id)
-        )
-    ).first()
-    if span is None:
-        raise ApiError(404, f"Span {span_id!r} not found in trace {trace_id!r}")
 
 
 async def _fork_dict(session: AsyncSession, fork_id: str) -> dict[str, Any]:
@@ -145,11 +136,6 @@ async def get(db: Database, *, user_id: str, fork_id: str) -> dict[str, Any]:
         )
         fork = dict(row._mapping)
         fork["runs"] = [dict(r._mapping) for r in runs]
-        heartbeat_at = (await session.execute(select(Fork.heartbeat_at).where(Fork.id == fork_id))).scalar()
-    stale = fork["status"] == "running" and (heartbeat_at is None or heartbeat_at < utcnow() - STALE_AFTER)
-    # The process running it died; say so instead of answering `running` forever.
-    if stale and await fail_stale(db, fork_id=fork_id):
-        return await get(db, user_id=user_id, fork_id=fork_id)
     return fork
 
 
@@ -163,7 +149,7 @@ async def get_diff(db: Database, *, user_id: str, fork_id: str) -> dict[str, Any
     original = await traces_service.get(db, user_id=user_id, trace_id=fork["trace_id"])
     try:
         replayed = await traces_service.get(db, user_id=user_id, trace_id=fork["result_trace_id"])
-    except ApiError:
+    except TraceNotFound:
         raise ApiError(
             409, f"The result trace of fork {fork_id!r} was deleted; replay the fork again"
         ) from None
@@ -256,25 +242,34 @@ async def begin_execution(
 
 
 async def create_result_trace(
-    db: Database, *, execution: Execution, original: dict[str, Any], spans: list[SpanIn], started_at: datetime
+    ingestor: Ingestor,
+    *,
+    execution: Execution,
+    original: dict[str, Any],
+    spans: list[SpanPart],
+    started_at: datetime,
 ) -> str:
     """A new running trace of the caller that names what it is a fork of, holding `spans`."""
     label = execution.name or execution.fork_id[:8]
-    payload = TraceCreate(
-        id=str(uuid.uuid4()),
-        name=f"{original.get('name') or 'trace'} (fork {label})"[:512],
-        status="running",
-        input=original.get("input"),
-        metadata={
-            "fork_of": execution.trace_id,
-            "fork_id": execution.fork_id,
-            "fork_point_span_id": execution.fork_point_span_id,
-            "execution_id": execution.execution_id,
+    write = TraceWrite(
+        trace_id=str(uuid.uuid4()),
+        mode="create",
+        fields={
+            "name": f"{original.get('name') or 'trace'} (fork {label})"[:512],
+            "status": "running",
+            "input": original.get("input"),
+            "project_id": original.get("project_id"),
+            "metadata": {
+                "fork_of": execution.trace_id,
+                "fork_id": execution.fork_id,
+                "fork_point_span_id": execution.fork_point_span_id,
+                "execution_id": execution.execution_id,
+            },
+            "started_at": started_at,
         },
-        started_at=started_at,
         spans=spans,
     )
-    trace = await traces_service.create(db, user_id=execution.user_id, payload=payload)
+    trace = await traces_service.write(ingestor, user_id=execution.user_id, write=write)
     return str(trace["id"])
 
 
@@ -285,14 +280,8 @@ async def link_result_trace(db: Database, *, fork_id: str, execution_id: str, tr
 
 async def set_result_trace(session: AsyncSession, *, fork_id: str, execution_id: str, trace_id: str) -> None:
     """Links the execution's result trace (inside the caller's write session)."""
-    await session.execute(
-        update(ForkRun).where(ForkRun.execution_id == execution_id).values(result_trace_id=trace_id)
-    )
-    await session.execute(
-        update(Fork)
-        .where(Fork.id == fork_id, Fork.execution_id == execution_id)
-        .values(result_trace_id=trace_id, updated_at=utcnow())
-    )
+    for statement in result_trace_statements(fork_id=fork_id, execution_id=execution_id, trace_id=trace_id):
+        await session.execute(statement)
 
 
 async def finish_execution(
@@ -304,18 +293,11 @@ async def finish_execution(
     error: str | None = None,
     failed_step: dict[str, Any] | None = None,
 ) -> None:
-    """Ends the execution (inside the caller's write session, with its last spans)."""
-    now = utcnow()
-    await session.execute(
-        update(ForkRun)
-        .where(ForkRun.execution_id == execution_id)
-        .values(status=status, error=error, failed_step=failed_step, ended_at=now)
-    )
-    await session.execute(
-        update(Fork)
-        .where(Fork.id == fork_id, Fork.execution_id == execution_id)
-        .values(status=status, error=error, heartbeat_at=now, updated_at=now)
-    )
+    """Ends the execution (inside the caller's write session)."""
+    for statement in finish_statements(
+        fork_id=fork_id, execution_id=execution_id, status=status, error=error, failed_step=failed_step
+    ):
+        await session.execute(statement)
 
 
 async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) -> dict[str, Any]:
@@ -350,15 +332,31 @@ async def claim(db: Database, *, user_id: str, fork_id: str, execution_id: str) 
     return await get(db, user_id=user_id, fork_id=fork_id)
 
 
-async def heartbeat(session: AsyncSession, fork_ids: list[str]) -> None:
-    if fork_ids:
+async def keep_replays_alive(session: AsyncSession, replaying: dict[str, str]) -> dict[str, str]:
+    """Of the executions a connected agent is replaying (by fork id), those still current and
+    running, with their heartbeats refreshed."""
+    running = (
         await session.execute(
-            update(Fork).where(Fork.id.in_(fork_ids), Fork.status == "running").values(heartbeat_at=utcnow())
+            select(Fork.id).where(
+                Fork.id.in_(list(replaying)),
+                Fork.execution_id.in_(list(replaying.values())),
+                Fork.status == "running",
+            )
         )
+    ).scalars()
+    alive = {fork_id: replaying[fork_id] for fork_id in running}
+    await heartbeat(session, sorted(alive))
+    return alive
 
 
-async def fail_stale(db: Database, *, fork_id: str | None = None) -> int:
-    """Marks failed the executions whose process stopped sending heartbeats (it died)."""
+async def heartbeat(session: AsyncSession, fork_ids: list[str]) -> None:
+    for statement in heartbeat_statements(fork_ids):
+        await session.execute(statement)
+
+
+async def fail_stale(db: Database, ingestor: Ingestor, *, fork_id: str | None = None) -> int:
+    """Marks failed the executions whose process stopped sending heartbeats (it died), and their
+    result traces."""
     now = utcnow()
     condition = [
         Fork.status == "running",
@@ -369,7 +367,9 @@ async def fail_stale(db: Database, *, fork_id: str | None = None) -> int:
     message = "the server stopped during the replay"
     async with db.write() as session:
         stale = (
-            await session.execute(select(Fork.id, Fork.execution_id, Fork.result_trace_id).where(*condition))
+            await session.execute(
+                select(Fork.id, Fork.user_id, Fork.execution_id, Fork.result_trace_id).where(*condition)
+            )
         ).all()
         for row in stale:
             await session.execute(
@@ -377,15 +377,17 @@ async def fail_stale(db: Database, *, fork_id: str | None = None) -> int:
                 .where(ForkRun.execution_id == row.execution_id, ForkRun.status == "running")
                 .values(status="failed", error=message, ended_at=now)
             )
-            if row.result_trace_id is not None:
-                await session.execute(
-                    update(Trace)
-                    .where(Trace.id == row.result_trace_id, Trace.status == "running")
-                    .values(status="failed", error=message, ended_at=now, updated_at=now)
-                )
             await session.execute(
                 update(Fork)
                 .where(Fork.id == row.id, Fork.status == "running")
                 .values(status="failed", error=message, updated_at=now)
             )
-        return len(stale)
+    for row in stale:
+        if row.result_trace_id is not None:
+            ending = TraceWrite(
+                trace_id=row.result_trace_id,
+                mode="update",
+                fields={"status": "failed", "error": message, "ended_at": now},
+            )
+            await ingestor.write(user_id=row.user_id, writes=[ending])
+    return len(stale)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
@@ -13,11 +13,12 @@ from retrace_server import __version__
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.deps import SettingsDep
 from retrace_server.errors import ApiError, DomainError
+from retrace_server.ingest import Ingestor
+from retrace_server.ingest.dependencies import IngestDep
 from retrace_server.openapi import error_responses
 from retrace_server.otlp import decode, responses, service
 from retrace_server.otlp.decode import Encoding
 from retrace_server.otlp.errors import PayloadTooLarge
-from retrace_server.otlp.service import Ingestor
 
 TRACES_PATH = "/v1/traces"
 LOGS_PATH = "/v1/logs"
@@ -53,14 +54,6 @@ class OtlpRoute(APIRoute):
 
 
 router = APIRouter(tags=["opentelemetry"], route_class=OtlpRoute)
-
-
-async def get_ingestor(request: Request) -> Ingestor:
-    ingestor: Ingestor = request.app.state.ingest
-    return ingestor
-
-
-IngestDep = Annotated[Ingestor, Depends(get_ingestor)]
 
 
 class PartialSuccess(BaseModel):

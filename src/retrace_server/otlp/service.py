@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from retrace_server.errors import DomainError, ServiceUnavailable
-from retrace_server.ingest import TraceWrite, WriteOutcome
+from retrace_server.ingest import Ingestor
 from retrace_server.otlp.logs import map_logs
 from retrace_server.otlp.traces import MappedExport, map_export
 
 log = logging.getLogger("retrace_server.otlp")
-
-
-class Ingestor(Protocol):
-    """The ingest module's writer (`app.state.ingest`)."""
-
-    async def write(self, *, user_id: str, writes: list[TraceWrite]) -> list[WriteOutcome]: ...
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from retrace_server.errors import ApiError
 from retrace_server.search import lexical
 from retrace_server.search.highlight import highlight
 from retrace_server.search.schemas import SearchMode, SearchRequest
+from retrace_server.traces import service as traces
 from retrace_server.traces.models import Span
-from retrace_server.traces.service import SPAN_COLUMNS
 
 RRF_K = 60
 
@@ -184,16 +184,4 @@ async def _weighted_by_coverage(session: AsyncSession, pks: list[int], query: st
 
 
 async def _spans(session: AsyncSession, *, user_id: str, pks: list[int]) -> dict[int, dict[str, Any]]:
-    if not pks:
-        return {}
-    # By primary key alone: given a user condition too, SQLite walks the user's index instead.
-    rows = await session.execute(
-        select(Span.pk, Span.user_id.label("owner"), *SPAN_COLUMNS).where(Span.pk.in_(pks))
-    )
-    found = {}
-    for row in rows:
-        values = dict(row._mapping)
-        pk, owner = values.pop("pk"), values.pop("owner")
-        if owner == user_id:
-            found[pk] = values
-    return found
+    return await traces.spans_by_key(session, user_id=user_id, pks=pks)

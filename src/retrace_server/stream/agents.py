@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,8 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.forks import service as forks
-from retrace_server.forks.models import Fork
 from retrace_server.stream.models import StreamAgent, StreamAgentFunction, StreamCommand
 
 # A connection whose process has not refreshed it for this many ping intervals is gone.
@@ -40,11 +39,17 @@ class AgentLink:
     """Executions sent to this agent, by fork id: they stay alive while the connection does."""
 
 
+KeepReplaysAlive = Callable[[AsyncSession, dict[str, str]], Awaitable[dict[str, str]]]
+"""Given the executions sent to an agent (by fork id), refreshes those still running and answers
+them; registered by the forks domain."""
+
+
 class AgentRegistry:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *, keep_replays_alive: KeepReplaysAlive) -> None:
         self._db = db
         self._stale_after = timedelta(seconds=settings.stream_ping_interval_s * STALE_AFTER_PINGS)
         self._local: dict[str, AgentLink] = {}
+        self._keep_replays_alive = keep_replays_alive
 
     async def connect(self, *, user_id: str, replay_generation: int) -> AgentLink:
         link = AgentLink(id=str(uuid.uuid4()), user_id=user_id)
@@ -72,7 +77,8 @@ class AgentRegistry:
             await session.execute(
                 update(StreamAgent).where(StreamAgent.id == link.id).values(heartbeat_at=utcnow())
             )
-            await self._keep_replays_alive(session, link)
+            if link.replaying:
+                link.replaying = await self._keep_replays_alive(session, link.replaying)
             # Rows of processes that died without saying goodbye.
             await session.execute(
                 delete(StreamAgent).where(
@@ -80,19 +86,6 @@ class AgentRegistry:
                     StreamAgent.heartbeat_at < utcnow() - self._stale_after,
                 )
             )
-
-    @staticmethod
-    async def _keep_replays_alive(session: AsyncSession, link: AgentLink) -> None:
-        if not link.replaying:
-            return
-        current = Fork.execution_id.in_(list(link.replaying.values()))
-        running = (
-            await session.execute(
-                select(Fork.id).where(Fork.id.in_(list(link.replaying)), current, Fork.status == "running")
-            )
-        ).scalars()
-        link.replaying = {fork_id: link.replaying[fork_id] for fork_id in running}
-        await forks.heartbeat(session, sorted(link.replaying))
 
     async def add_functions(self, link: AgentLink, names: set[str]) -> None:
         """Records trace names the agent has run; it registered them as resumable if it can re-run them."""
@@ -157,9 +150,6 @@ class AgentRegistry:
 
 
 def agent_registry(app: Any) -> AgentRegistry:
-    """The process's registry, made on first use."""
-    registry: AgentRegistry | None = getattr(app.state, "stream_agents", None)
-    if registry is None:
-        registry = AgentRegistry(app.state.db, app.state.settings)
-        app.state.stream_agents = registry
+    """The process's registry (made at start-up, with the forks domain's hook)."""
+    registry: AgentRegistry = app.state.stream_agents
     return registry

@@ -12,8 +12,8 @@ import logging
 import time
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
+from pydantic_core import from_json
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from retrace_server.auth.dependencies import CurrentUser
@@ -57,7 +57,9 @@ class StreamConnection:
             else None
         )
         await self._send({"type": "auth_ok", "user_id": user.id, "acks": True, "resumable": auth.resumable})
-        ingestor = StreamIngestor(self._db, user_id=user.id, admit_trace=lambda: admit_trace(self._ws, user))
+        ingestor = StreamIngestor(
+            self._ws.app.state.ingest, user_id=user.id, admit_trace=lambda: admit_trace(self._ws, user)
+        )
         reader = asyncio.create_task(self._read())
         storing = asyncio.create_task(self._store_inbox(ingestor, agent))
         helpers = [asyncio.create_task(self._keep_alive(reader, agent))]
@@ -126,8 +128,10 @@ class StreamConnection:
             )
             return
         try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            # pydantic's parser keeps integers beyond 64 bits exact (orjson would make floats of
+            # them), so that they are refused by name rather than stored changed.
+            message = from_json(raw)
+        except ValueError:
             await self._send(frames.error("Invalid JSON frame"))
             return
         if not isinstance(message, dict):

@@ -12,7 +12,9 @@ from retrace_server.traces.schemas import (
     Count,
     Identifier,
     Money,
+    Reference,
     SpanIn,
+    Tokens,
     TraceCreate,
     TraceUpdate,
     UtcTimestamp,
@@ -48,7 +50,7 @@ class TraceStarted(TraceCreate):
 
 class SpanStarted(SpanIn):
     id: Identifier
-    trace_id: Identifier
+    trace_id: Reference
 
 
 class SpanEnded(BaseModel):
@@ -57,12 +59,12 @@ class SpanEnded(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: Identifier
-    trace_id: Identifier | None = None
+    trace_id: Reference | None = None
     output: Any = None
     ended_at: UtcTimestamp | None = None
     duration_ms: Count | None = None
-    input_tokens: Count | None = None
-    output_tokens: Count | None = None
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
     cost: Money | None = None
     error: str | None = None
     metadata: dict[str, Any] | None = None

@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retrace_server.db.base import Base
@@ -18,10 +29,12 @@ class Trace(Base):
         Index("ix_traces_user_status_started", "user_id", "status", "started_at", "id"),
         Index("ix_traces_user_session_started", "user_id", "session_id", "started_at", "id"),
         Index("ix_traces_user_name_started", "user_id", "name", "started_at", "id"),
+        Index("ix_traces_user_project_started", "user_id", "project_id", "started_at", "id"),
     )
 
+    # Client-chosen ids are unique per user: one tenant's ids never block or reveal another's.
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16), default="running")
     input: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
@@ -39,19 +52,26 @@ class Trace(Base):
     span_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    project_id: Mapped[str | None] = mapped_column(String(256))
 
 
 class Span(Base):
     __tablename__ = "spans"
     __table_args__ = (
-        UniqueConstraint("trace_id", "id", name="uq_spans_trace_id_id"),
-        Index("ix_spans_trace_started", "trace_id", "started_at"),
+        UniqueConstraint("user_id", "trace_id", "id", name="uq_spans_user_trace_id"),
+        ForeignKeyConstraint(
+            ["user_id", "trace_id"],
+            ["traces.user_id", "traces.id"],
+            name="fk_spans_trace",
+            ondelete="CASCADE",
+        ),
+        Index("ix_spans_trace_started", "user_id", "trace_id", "started_at"),
     )
 
     # An integer row id lets full-text and vector indexes point at spans cheaply.
     pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(128))
-    trace_id: Mapped[str] = mapped_column(ForeignKey("traces.id", ondelete="CASCADE"))
+    trace_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str] = mapped_column(String(128))
     parent_id: Mapped[str | None] = mapped_column(String(128))
     span_type: Mapped[str] = mapped_column(String(32))
@@ -70,6 +90,8 @@ class Span(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # "reported" when the client sent the cost, "estimated" when the price table computed it.
+    cost_source: Mapped[str | None] = mapped_column(String(16))
 
 
 # Every column of a span row but its integer key, which the database assigns.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from retrace_server.db.models import metadata
+from retrace_server.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

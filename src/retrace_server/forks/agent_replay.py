@@ -14,33 +14,23 @@ server copies exactly the suppressed spans into the result trace.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
-from retrace_server.db.types import utcnow
-from retrace_server.errors import ApiError, not_found
+from retrace_server.errors import ApiError
 from retrace_server.forks import service as forks
+from retrace_server.forks.hooks import numbered_by_sdk
 from retrace_server.forks.models import Fork
-from retrace_server.forks.replay import RECORDED, copy_span, start_execution
+from retrace_server.forks.replay import start_execution
 from retrace_server.forks.schemas import Modifications
 from retrace_server.stream.agents import agent_registry
 from retrace_server.traces import service as traces
-from retrace_server.traces.models import Trace
-from retrace_server.traces.schemas import TraceCreate
 
 ReplayMode = Literal["auto", "server", "agent"]
-TraceStoredHook = Callable[[AsyncSession, str], Awaitable[None]]
 _POLL_S = 0.2
-
-
-def numbered_by_sdk(span: dict[str, Any]) -> bool:
-    return span["span_type"] == "llm_call" or "tool_call_id" in (span.get("metadata") or {})
 
 
 async def replay_through_agent(
@@ -75,17 +65,10 @@ async def replay_through_agent(
 
 
 async def _forked_trace_name(db: Database, *, user_id: str, fork_id: str) -> str | None:
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                select(Trace.name)
-                .join(Fork, Fork.trace_id == Trace.id)
-                .where(Fork.id == fork_id, Fork.user_id == user_id)
-            )
-        ).first()
-    if row is None:
-        raise not_found("Fork")
-    return row.name
+    fork = await forks.get(db, user_id=user_id, fork_id=fork_id)
+    trace = await traces.get(db, user_id=user_id, trace_id=fork["trace_id"], spans=False)
+    name: str | None = trace["name"]
+    return name
 
 
 def resume_frame(
@@ -145,76 +128,3 @@ async def _wait_for_execution(db: Database, *, fork_id: str, execution_id: str, 
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(_POLL_S)
-
-
-def agent_result_hook(payload: TraceCreate, *, user_id: str) -> TraceStoredHook | None:
-    """For a trace the SDK uploads at the end of a cascade replay: links it to its fork when stored."""
-    metadata = payload.metadata or {}
-    fork_id, execution_id = metadata.get("_fork_id"), metadata.get("_fork_execution_id")
-    if not (metadata.get("_cascade_replay") and isinstance(fork_id, str) and isinstance(execution_id, str)):
-        return None
-
-    async def link(session: AsyncSession, trace_id: str) -> None:
-        await adopt_agent_result(
-            session,
-            user_id=user_id,
-            fork_id=fork_id,
-            execution_id=execution_id,
-            trace_id=trace_id,
-            status="failed" if payload.status == "failed" else "completed",
-            error=payload.error,
-        )
-
-    return link
-
-
-async def adopt_agent_result(
-    session: AsyncSession,
-    *,
-    user_id: str,
-    fork_id: str,
-    execution_id: str,
-    trace_id: str,
-    status: str,
-    error: str | None,
-) -> None:
-    """Makes a stored trace the result of the fork's execution; 409 when a newer replay superseded it."""
-    query = select(Fork).where(Fork.id == fork_id, Fork.user_id == user_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    fork = (await session.execute(query)).scalar_one_or_none()
-    if fork is None:
-        return  # not one of this user's forks: an ordinary trace
-    if fork.execution_id != execution_id or fork.status != "running":
-        raise ApiError(
-            409,
-            f"Execution {execution_id!r} of fork {fork_id!r} is no longer current (the fork is "
-            f"{fork.status}, its execution {fork.execution_id!r}); this replay result is not stored",
-        )
-    spans = await traces.spans_in_order(session, trace_id=fork.trace_id)
-    fork_index = next((i for i, s in enumerate(spans) if s["id"] == fork.fork_point_span_id), len(spans))
-    id_map = {s["id"]: str(uuid.uuid4()) for s in spans}
-    copies = [copy_span(s, id_map, mode=RECORDED) for s in spans[:fork_index] if numbered_by_sdk(s)]
-    now = utcnow()
-    await traces.upsert_spans(session, traces.span_rows(copies, trace_id=trace_id, user_id=user_id, now=now))
-    trace = (await session.execute(select(Trace).where(Trace.id == trace_id))).scalar_one()
-    trace.metadata_ = {
-        **(trace.metadata_ or {}),
-        "fork_of": fork.trace_id,
-        "fork_id": fork_id,
-        "fork_point_span_id": fork.fork_point_span_id,
-        "execution_id": execution_id,
-    }
-    await session.flush()
-    await traces.refresh_totals(
-        session,
-        trace_id=trace_id,
-        started_at=trace.started_at,
-        ended_at=trace.ended_at,
-        last_activity_at=trace.last_activity_at,
-        client_totals={},
-    )
-    await forks.set_result_trace(session, fork_id=fork_id, execution_id=execution_id, trace_id=trace_id)
-    await forks.finish_execution(
-        session, fork_id=fork_id, execution_id=execution_id, status=status, error=error
-    )

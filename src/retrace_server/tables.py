@@ -1,4 +1,4 @@
-"""Imports every domain's tables so that `metadata` describes the whole schema."""
+"""Every domain's tables, so that `metadata` describes the whole schema (for migrations)."""
 
 from retrace_server.auth import models as auth_models
 from retrace_server.billing import models as billing_models
