@@ -90,10 +90,12 @@ _GENAI_PARAMETERS = {
     "gen_ai.request.frequency_penalty": "frequency_penalty",
     "gen_ai.request.presence_penalty": "presence_penalty",
     "gen_ai.request.choice.count": "n",
+    # OpenLLMetry's own (its spans always carry gen_ai.* attributes too).
     "llm.top_k": "top_k",
     "llm.frequency_penalty": "frequency_penalty",
     "llm.presence_penalty": "presence_penalty",
 }
+_PARAMETER_NAMESPACES = frozenset({"gen_ai"})
 _RESPONSE_FORMAT_KEYS = ("gen_ai.openai.request.response_format", "gen_ai.output.type")
 # What a recorded request holds besides its options; never replayed as a parameter.
 _NOT_PARAMETERS = frozenset(
@@ -115,6 +117,7 @@ _PROVIDER_ALIASES = {
     "ibm.watsonx.ai": "watsonx",
 }
 
+_PLAIN_ANSWER = {"0.message.role", "0.message.content"}
 _MESSAGE_EVENTS = frozenset({*msg.EVENT_ROLES, "gen_ai.choice"})
 
 
@@ -169,8 +172,8 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     )
     remote_parent = parent_id is not None and span.flags & _PARENT_IS_REMOTE == _PARENT_IS_REMOTE
 
-    attrs, groups = _gather(span.attributes)
-    view = _SpanView(attrs, groups, [(e.name, e) for e in span.events])
+    attrs, groups, namespaces = _gather(span.attributes)
+    view = _SpanView(attrs, groups, namespaces, [(e.name, e) for e in span.events])
     kind, category = view.classify()
 
     values: dict[str, Any] = {
@@ -241,41 +244,36 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     )
 
 
-def _gather(key_values: Iterable[KeyValue]) -> tuple[Attributes, dict[str, dict[str, Any]]]:
-    """(plain attributes, indexed families by prefix), converted in one pass."""
+def _gather(key_values: Iterable[KeyValue]) -> tuple[Attributes, dict[str, dict[str, Any]], set[str]]:
+    """(plain attributes, indexed families by prefix, the first segments of all names) in one pass."""
     plain: Attributes = {}
     groups: dict[str, dict[str, Any]] = {}
-    group_of = _GROUP_OF
+    namespaces: set[str] = set()
+    known = _KEY_INFO
     for kv in key_values:
         key = kv.key
-        any_value_ = kv.value
-        value = (
-            any_value_.string_value
-            if any_value_.WhichOneof("value") == "string_value"
-            else any_value(any_value_)
-        )
-        prefix = group_of[key] if key in group_of else _group_of(key)
+        raw = kv.value
+        value = raw.string_value if raw.WhichOneof("value") == "string_value" else any_value(raw)
+        prefix, namespace = known[key] if key in known else _key_info(key)
+        namespaces.add(namespace)
         if prefix is None:
             plain[key] = value
         else:
             groups.setdefault(prefix, {})[key[len(prefix) :]] = value
-    return plain, groups
+    return plain, groups, namespaces
 
 
-_GROUP_OF: dict[str, str | None] = {}
+_KEY_INFO: dict[str, tuple[str | None, str]] = {}
 
 
-def _group_of(key: str) -> str | None:
-    """The family prefix of an attribute name; names repeat from span to span, so it is cached."""
-    try:
-        return _GROUP_OF[key]
-    except KeyError:
-        pass
-    prefix = next((p for p in _GROUPS if key.startswith(p)), None)
-    if len(_GROUP_OF) >= 50_000:
-        _GROUP_OF.clear()
-    _GROUP_OF[key] = prefix
-    return prefix
+def _key_info(key: str) -> tuple[str | None, str]:
+    """(indexed family prefix, first segment) of an attribute name; names repeat from span to span,
+    so both are cached."""
+    info = (next((p for p in _GROUPS if key.startswith(p)), None), key.partition(".")[0])
+    if len(_KEY_INFO) >= 50_000:
+        _KEY_INFO.clear()
+    _KEY_INFO[key] = info
+    return info
 
 
 def _unflatten_messages(flat: dict[str, Any]) -> Any:
@@ -312,9 +310,17 @@ def _finite(value: Any) -> bool:
 class _SpanView:
     """A span's attributes while they are mapped: each reader consumes what it uses."""
 
-    def __init__(self, attrs: Attributes, groups: dict[str, dict[str, Any]], events: list[tuple[str, Any]]):
+    def __init__(
+        self,
+        attrs: Attributes,
+        groups: dict[str, dict[str, Any]],
+        namespaces: set[str],
+        events: list[tuple[str, Any]],
+    ):
         self.attrs = attrs
         self.groups = groups
+        # Readers of a convention skip their work when none of its attributes are present.
+        self.namespaces = namespaces
         self.events = events
         self._used_events: set[int] = set()
 
@@ -467,7 +473,7 @@ class _SpanView:
             value = parse_json(a.pop(key, None))
             if isinstance(value, dict):
                 found.update(value)
-        for key, name in _GENAI_PARAMETERS.items():
+        for key, name in _GENAI_PARAMETERS.items() if self.namespaces & _PARAMETER_NAMESPACES else ():
             if key in a:
                 value = a.pop(key)
                 if value is not None and name not in found:
@@ -551,6 +557,8 @@ class _SpanView:
         if response is not None:
             return response
         if openinference:
+            if openinference.keys() == _PLAIN_ANSWER:
+                return openinference["0.message.content"]
             return msg.assistant_output(msg.openinference_messages(_unflatten_messages(openinference)))
         if genai is not None:
             return msg.assistant_output(msg.genai_messages(genai))
@@ -631,9 +639,11 @@ class _SpanView:
     # Errors
 
     def error(self, status: Status) -> str | None:
-        level = as_text(self.attrs.pop("langfuse.observation.level", None))
-        status_message = as_text(self.attrs.pop("langfuse.observation.status_message", None))
-        exception = self._exception()
+        level = status_message = None
+        if "langfuse" in self.namespaces:
+            level = as_text(self.attrs.pop("langfuse.observation.level", None))
+            status_message = as_text(self.attrs.pop("langfuse.observation.status_message", None))
+        exception = self._exception() if self.events else None
         if status.code == Status.STATUS_CODE_ERROR or level == "ERROR":
             return status.message or status_message or exception or "error"
         if level and level != "DEFAULT":
@@ -658,19 +668,40 @@ class _SpanView:
         a, groups = self.attrs, self.groups
         fields: dict[str, Any] = {}
         metadata: dict[str, Any] = {}
+        if "langfuse" in self.namespaces:
+            self._langfuse_trace_facts(fields, metadata)
+        session = as_text(pop_first(a, "session.id", "gen_ai.conversation.id"))
+        if session and "session_id" not in fields:
+            fields["session_id"] = session[:256]
+        user = as_text(pop_first(a, "user.id"))
+        if user and "user_id" not in metadata:
+            metadata["user_id"] = user
+        tags = parse_json(pop_first(a, "tag.tags"))
+        if tags and "tags" not in metadata:
+            metadata["tags"] = tags if isinstance(tags, list) else [tags]
+        metadata.update(groups.pop("traceloop.association.properties.", {}))
+        workflow = a.pop("traceloop.workflow.name", None) if "traceloop" in self.namespaces else None
+        if workflow:
+            metadata["workflow"] = workflow
+        if metadata:
+            fields["metadata"] = metadata
+        return fields
+
+    def _langfuse_trace_facts(self, fields: dict[str, Any], metadata: dict[str, Any]) -> None:
+        a, groups = self.attrs, self.groups
         name = as_text(a.pop("langfuse.trace.name", None))
         if name:
             fields["name"] = name[:MAX_NAME]
         for key, target in (("langfuse.trace.input", "input"), ("langfuse.trace.output", "output")):
             if key in a:
                 fields[target] = _structured(a.pop(key))
-        session = as_text(pop_first(a, "langfuse.session.id", "session.id", "gen_ai.conversation.id"))
+        session = as_text(pop_first(a, "langfuse.session.id"))
         if session:
             fields["session_id"] = session[:256]
-        user = as_text(pop_first(a, "langfuse.user.id", "user.id"))
+        user = as_text(pop_first(a, "langfuse.user.id"))
         if user:
             metadata["user_id"] = user
-        tags = parse_json(pop_first(a, "langfuse.trace.tags", "tag.tags"))
+        tags = parse_json(pop_first(a, "langfuse.trace.tags"))
         if tags:
             metadata["tags"] = tags if isinstance(tags, list) else [tags]
         for key in ("langfuse.environment", "langfuse.release", "langfuse.version", "langfuse.trace.public"):
@@ -680,13 +711,6 @@ class _SpanView:
         if isinstance(trace_metadata, dict):
             metadata.update(trace_metadata)
         metadata.update(groups.pop("langfuse.trace.metadata.", {}))
-        metadata.update(groups.pop("traceloop.association.properties.", {}))
-        workflow = a.pop("traceloop.workflow.name", None)
-        if workflow:
-            metadata["workflow"] = workflow
-        if metadata:
-            fields["metadata"] = metadata
-        return fields
 
     def user_metadata(self) -> dict[str, Any]:
         """The metadata the application attached to the span (OpenInference `metadata`, Langfuse)."""
