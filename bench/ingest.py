@@ -1,6 +1,12 @@
-"""Ingest throughput: concurrent clients posting traces of N spans (~1 KB of input/output each).
+"""Ingest throughput: concurrent clients posting traces of N spans (~1 KB of distinct chat text
+each), against the server on its shipped defaults and, in the same run, against the ceiling: a
+no-op route on the same HTTP stack taking the same requests.
 
-python bench/ingest.py [--database-url URL] [--clients 4] [--spans 100] [--seconds 20]
+    python bench/ingest.py [--database-url URL] [--clients 4] [--spans 100] [--traces 4000] [--rounds 1]
+
+Every body is made before timing starts (text is never reused, so search and embedding caches
+get no free hits), and the load generator is a bare HTTP/1.1 client, so that the figures measure
+the servers rather than the client.
 """
 
 from __future__ import annotations
@@ -8,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import sys
 import tempfile
 import time
 import uuid
@@ -16,44 +24,49 @@ from pathlib import Path
 
 import orjson
 
-from _server import cpu_seconds, rss_mb, serve
+from _server import BenchServer, ceiling, cpu_seconds, rss_mb, serve, settings_line
 from retrace_server.search import fts_index
+from text import ChatText
 
-PROMPT = (
-    "You are a support agent for an online shop. The customer asks about order {n}: it was "
-    "placed on Monday, paid by card, and the tracking page has not changed for three days. "
-)
+SYSTEM = "You are the support agent of an online shop. Be brief, check orders with tools, never guess."
 
 
-def make_trace(spans: int) -> tuple[bytes, bytes]:
-    trace_id = str(uuid.uuid4())
+def make_traces(count: int, spans: int) -> list[bytes]:
+    text = ChatText()
     start = datetime.now(UTC)
-    body = {
-        "id": trace_id,
-        "name": "support-agent",
-        "status": "completed",
-        "started_at": start.isoformat(),
-        "ended_at": (start + timedelta(seconds=spans)).isoformat(),
-        "spans": [
-            {
-                "id": str(uuid.uuid4()),
-                "trace_id": trace_id,
-                "span_type": "llm_call" if i % 3 else "tool_call",
-                "name": "chat" if i % 3 else "lookup_order",
-                "model": "gpt-4o-mini",
-                "input": {"messages": [{"role": "user", "content": (PROMPT.format(n=i) * 2)[:520]}]},
-                "output": (PROMPT.format(n=i + 1) * 2)[:480],
-                "input_tokens": 120,
-                "output_tokens": 90,
-                "cost": 0.0004,
-                "duration_ms": 800,
-                "started_at": (start + timedelta(seconds=i)).isoformat(),
-                "ended_at": (start + timedelta(seconds=i, milliseconds=800)).isoformat(),
-            }
-            for i in range(spans)
-        ],
-    }
-    return orjson.dumps(body), trace_id.encode()
+    bodies = []
+    for _ in range(count):
+        trace_id = str(uuid.uuid4())
+        body = {
+            "id": trace_id,
+            "name": "support-agent",
+            "status": "completed",
+            "started_at": start.isoformat(),
+            "ended_at": (start + timedelta(seconds=spans)).isoformat(),
+            "spans": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "span_type": "llm_call" if i % 3 else "tool_call",
+                    "name": "chat" if i % 3 else text.tool(),
+                    "model": "gpt-4o-mini",
+                    "input": {
+                        "messages": [
+                            {"role": "system", "content": SYSTEM},
+                            {"role": "user", "content": text.message(420)},
+                        ]
+                    },
+                    "output": text.message(480),
+                    "input_tokens": 120,
+                    "output_tokens": 90,
+                    "duration_ms": 800,
+                    "started_at": (start + timedelta(seconds=i)).isoformat(),
+                    "ended_at": (start + timedelta(seconds=i, milliseconds=800)).isoformat(),
+                }
+                for i in range(spans)
+            ],
+        }
+        bodies.append(orjson.dumps(body))
+    return bodies
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes) -> int:
@@ -69,38 +82,73 @@ async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head
     return int(status_line.split()[1])
 
 
-async def run_clients(
-    url: str, key: str, *, clients: int, spans: int, seconds: float
-) -> tuple[int, int, float]:
+async def run_clients(url: str, key: str, bodies: list[bytes], *, clients: int) -> tuple[int, int, float]:
+    """Posts every body once, over `clients` connections: (stored, refused, seconds)."""
     host, port = url.removeprefix("http://").split(":")
     head = (
         f"POST /api/v1/traces HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
         "Content-Type: application/json\r\nContent-Length: "
     ).encode()
-    bodies = [make_trace(spans) for _ in range(64)]
-    sent = 0
-    errors = 0
-    stop_at = time.perf_counter() + seconds
+    queue = iter(bodies)
+    stored = refused = 0
 
-    async def client(index: int) -> None:
-        nonlocal sent, errors
+    async def client() -> None:
+        nonlocal stored, refused
         reader, writer = await asyncio.open_connection(host, int(port))
-        n = index
-        while time.perf_counter() < stop_at:
-            # A fresh trace id each time, in a prepared body (its spans name it too).
-            template, trace_id = bodies[n % len(bodies)]
-            body = template.replace(trace_id, f"{n:08d}-{uuid.uuid4().hex[:12]}".encode())
-            n += clients
-            status = await _post(reader, writer, head, body)
-            if status == 201:
-                sent += 1
+        for body in queue:
+            if await _post(reader, writer, head, body) == 201:
+                stored += 1
             else:
-                errors += 1
+                refused += 1
         writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    return sent, errors, time.perf_counter() - started
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return stored, refused, time.perf_counter() - started
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine (the database's share of the work)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry))
+    return total
+
+
+def measure(
+    target: BenchServer, bodies: list[bytes], *, clients: int, spans: int, postgres: bool
+) -> dict[str, float]:
+    cpu_before, db_before = cpu_seconds(target.pid), postgres_cpu_seconds() if postgres else 0.0
+    client_before = time.process_time()
+    stored, refused, elapsed = asyncio.run(run_clients(target.url, target.key, bodies, clients=clients))
+    span_count = stored * spans
+    thousands = max(span_count / 1000, 1e-9)
+    figures = {
+        "spans_per_s": span_count / elapsed,
+        "traces_per_s": stored / elapsed,
+        "refused": refused,
+        "seconds": elapsed,
+        "server_cpu_per_1k": (cpu_seconds(target.pid) - cpu_before) / thousands,
+        "server_busy": (cpu_seconds(target.pid) - cpu_before) / elapsed,
+        "client_cpu_per_1k": (time.process_time() - client_before) / thousands,
+    }
+    if postgres:
+        figures["postgres_cpu_per_1k"] = (postgres_cpu_seconds() - db_before) / thousands
+    return figures
+
+
+def _result_line(name: str, figures: dict[str, float]) -> str:
+    line = (
+        f"{name:8s} {figures['spans_per_s']:>9,.0f} spans/s ({figures['traces_per_s']:,.1f} traces/s, "
+        f"{figures['refused']:.0f} refused) | server CPU {figures['server_cpu_per_1k'] * 1000:.0f} ms "
+        f"per 1k spans ({figures['server_busy']:.0%} of a core)"
+    )
+    if "postgres_cpu_per_1k" in figures:
+        line += f" | PostgreSQL CPU {figures['postgres_cpu_per_1k'] * 1000:.0f} ms per 1k spans"
+    return line + f" | client {figures['client_cpu_per_1k'] * 1000:.0f} ms per 1k"
 
 
 def main() -> None:
@@ -108,37 +156,57 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--spans", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--indexer", action="store_true", help="run the span indexer while ingesting")
+    parser.add_argument("--traces", type=int, default=4000, help="traces per measurement")
+    parser.add_argument("--rounds", type=int, default=1, help="server and ceiling, alternately")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a RETRACE_ setting to change"
+    )
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.set)
 
+    print(f"making {args.traces * (args.rounds + 1):,} traces of {args.spans} spans ...", file=sys.stderr)
+    bodies = make_traces(args.traces * (args.rounds + 1), args.spans)
+    size_kb = sum(map(len, bodies[:50])) / 50 / 1024
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/ingest.db"
-        env = {"RETRACE_INDEXER_ENABLED": "true" if args.indexer else "false"}
-        if not args.indexer:
-            env["RETRACE_EMBEDDER"] = "none"
-        with serve(url, env=env) as server:
+        postgres = url.startswith("postgres")
+        with serve(url, env=env) as server, ceiling() as no_op:
             idle_rss = rss_mb(server.pid)
             asyncio.run(
-                run_clients(server.url, server.key, clients=args.clients, spans=args.spans, seconds=2)
+                run_clients(server.url, server.key, bodies[: args.traces // 20], clients=args.clients)
             )
-            cpu_before = cpu_seconds(server.pid)
-            traces, errors, elapsed = asyncio.run(
-                run_clients(
-                    server.url, server.key, clients=args.clients, spans=args.spans, seconds=args.seconds
+            asyncio.run(run_clients(no_op.url, no_op.key, bodies[: args.traces // 20], clients=args.clients))
+            results: list[tuple[str, dict[str, float]]] = []
+            for round_ in range(args.rounds):
+                batch = bodies[(round_ + 1) * args.traces : (round_ + 2) * args.traces]
+                results.append(
+                    (
+                        "server",
+                        measure(server, batch, clients=args.clients, spans=args.spans, postgres=postgres),
+                    )
                 )
-            )
-            server_cpu = cpu_seconds(server.pid) - cpu_before
+                results.append(
+                    ("ceiling", measure(no_op, batch, clients=args.clients, spans=args.spans, postgres=False))
+                )
             busy_rss = rss_mb(server.pid)
-            files = _sqlite_files_mb(url)
+            log_lines = server.log_lines()
             backlog = _full_text_backlog(url)
-    backend = url.split(":", 1)[0]
-    indexer = "on" if args.indexer else "off"
-    print(f"backend={backend} clients={args.clients} spans/trace={args.spans} indexer={indexer}")
-    print(f"traces={traces} errors={errors} seconds={elapsed:.1f}")
-    print(f"ingest: {traces * args.spans / elapsed:,.0f} spans/s ({traces / elapsed:,.1f} traces/s)")
-    print(f"server: {server_cpu / elapsed:.0%} of one core")
-    print(f"server RSS: idle {idle_rss:.0f} MB, loaded {busy_rss:.0f} MB")
+            files = _sqlite_files_mb(url)
+
+    backend = url.split(":", 1)[0].split("+")[0]
+    print(f"backend={backend} clients={args.clients} spans/trace={args.spans} body={size_kb:.0f} KB", end=" ")
+    print(f"traces/round={args.traces} rounds={args.rounds}")
+    print(settings_line(server.env))
+    for name, figures in results:
+        print(_result_line(name, figures))
+    served = [f["spans_per_s"] for name, f in results if name == "server"]
+    ceilings = [f["spans_per_s"] for name, f in results if name == "ceiling"]
+    mean_served, mean_ceiling = sum(served) / len(served), sum(ceilings) / len(ceilings)
+    print(
+        f"ingest: {mean_served:,.0f} spans/s = {mean_served / mean_ceiling:.0%} of the ceiling "
+        f"({mean_ceiling:,.0f} spans/s, a no-op route on the same HTTP stack, same load)"
+    )
+    print(f"server RSS: idle {idle_rss:.0f} MB, loaded {busy_rss:.0f} MB; log lines written: {log_lines:,}")
     if files:
         print(f"SQLite files after the run: database {files[0]:,.0f} MB, write-ahead log {files[1]:,.0f} MB")
     if backlog is not None:

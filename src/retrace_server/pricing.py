@@ -53,12 +53,19 @@ _SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
 class PriceTable:
     def __init__(self, overrides: str | None = None) -> None:
         self._prices = {**DEFAULT_PRICES, **parse_overrides(overrides)}
+        # Every span asks; runs use a handful of model names.
+        self._by_name: dict[str, Price | None] = {}
 
     def price(self, model: str | None) -> Price | None:
         if not model:
             return None
+        if model in self._by_name:
+            return self._by_name[model]
         name = model.split("/")[-1].strip().lower()
-        return self._prices.get(name) or self._prices.get(_SUFFIX.sub("", name))
+        price = self._prices.get(name) or self._prices.get(_SUFFIX.sub("", name))
+        if len(self._by_name) < 10_000:
+            self._by_name[model] = price
+        return price
 
     def cost(
         self,

@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from retrace_server.db.types import sqlite_timestamp
 from retrace_server.errors import InvalidInput
-from retrace_server.ingest.contract import SPAN_FIELDS, TRACE_FIELDS
 
 SPAN_TYPES = frozenset(("llm_call", "tool_call", "tool_result", "reasoning", "action", "error", "fork_point"))
 TRACE_STATUSES = frozenset(("running", "completed", "failed"))
@@ -33,25 +32,21 @@ _ID_MAX = 128
 _ID_FORBIDDEN = re.compile(r"[/\\?#%\s\x00-\x1f\x7f]")
 ID_RULE = "1-128 characters, none of / \\ ? # % or whitespace, and not . or .."
 
-_SPAN_TEXT_LIMITS = {
-    "parent_id": _ID_MAX,
-    "name": 512,
-    "model": 256,
-    "agent_id": 256,
-    "parent_agent_id": 256,
-    "agent_role": 256,
-}
-_SPAN_COUNTS = {"input_tokens": MAX_TOKENS, "output_tokens": MAX_TOKENS, "duration_ms": MAX_DURATION_MS}
 _TRACE_TEXT_LIMITS = {"name": 512, "session_id": 256, "project_id": 256}
+
+
+def _is_addressable(value: Any) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= _ID_MAX
+        and value not in (".", "..")
+        and not _ID_FORBIDDEN.search(value)
+    )
 
 
 def id_problem(value: Any) -> str | None:
     """Why `value` cannot be an id (None when it can)."""
-    if not isinstance(value, str) or not value or len(value) > _ID_MAX:
-        return f"must be {ID_RULE}"
-    if value in (".", "..") or _ID_FORBIDDEN.search(value):
-        return f"must be {ID_RULE}"
-    return None
+    return None if _is_addressable(value) else f"must be {ID_RULE}"
 
 
 def check_id(value: Any, *, field: str) -> str:
@@ -63,12 +58,9 @@ def check_id(value: Any, *, field: str) -> str:
 
 def json_text(value: Any, *, field: str) -> str:
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError as exc:
-        reason = str(exc)
-        if "64-bit" in reason:
-            reason = "a number is out of range (integers are stored in 64 bits)"
-        raise InvalidInput(f"{field}: {reason}") from None
+        return _json_value(value)
+    except _Refused as refused:
+        raise InvalidInput(f"{field}: {refused}") from None
 
 
 def time_text(value: Any, *, field: str) -> str:
@@ -95,67 +87,137 @@ def is_empty(stored: Any) -> bool:
     return stored is None or stored == "null"
 
 
-def _text(value: Any, *, field: str, limit: int | None) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field}: must be a string")
-    if limit is not None and len(value) > limit:
-        raise InvalidInput(f"{field}: at most {limit} characters")
-    return value
+class _Refused(Exception):
+    """A value's problem, before the caller names its field."""
 
 
-def _count(value: Any, *, field: str, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{field}: must be an integer")
-    if not 0 <= value <= maximum:
-        raise InvalidInput(f"{field}: must be between 0 and {maximum}")
-    return value
+def _json_value(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError as exc:
+        reason = str(exc)
+        raise _Refused(
+            "a number is out of range (integers are stored in 64 bits)" if "64-bit" in reason else reason
+        ) from None
 
 
-def _money(value: Any, *, field: str) -> float:
+def _object_value(value: Any) -> str:
+    if not isinstance(value, Mapping):
+        raise _Refused("must be an object")
+    return _json_value(value)
+
+
+def _time_value(value: Any) -> str:
+    if type(value) is datetime and value.tzinfo is UTC:
+        return sqlite_timestamp(value)
+    try:
+        return time_text(value, field="")
+    except InvalidInput as exc:
+        raise _Refused(exc.message.removeprefix(": ")) from None
+
+
+def _count_value(maximum: int) -> Any:
+    def check(value: Any) -> int:
+        if type(value) is not int:
+            raise _Refused("must be an integer")
+        if not 0 <= value <= maximum:
+            raise _Refused(f"must be between 0 and {maximum}")
+        return value
+
+    return check
+
+
+def _cost_value(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"{field}: must be a number")
+        raise _Refused("must be a number")
     if not (math.isfinite(value) and 0 <= value <= MAX_COST):
-        raise InvalidInput(f"{field}: must be between 0 and {MAX_COST:g}")
+        raise _Refused(f"must be between 0 and {MAX_COST:g}")
     return float(value)
 
 
-def _metadata(value: Any, *, field: str) -> str:
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"{field}: must be an object")
-    return json_text(value, field=field)
+def _text_value(limit: int | None) -> Any:
+    def check(value: Any) -> str:
+        if type(value) is not str:
+            raise _Refused("must be a string")
+        if limit is not None and len(value) > limit:
+            raise _Refused(f"at most {limit} characters")
+        return value
+
+    return check
+
+
+def _span_type_value(value: Any) -> str:
+    if value not in SPAN_TYPES:
+        raise _Refused(f"must be one of {', '.join(sorted(SPAN_TYPES))}")
+    return str(value)
+
+
+_SPAN_ENCODERS: dict[str, Any] = {
+    "parent_id": _text_value(_ID_MAX),
+    "span_type": _span_type_value,
+    "name": _text_value(512),
+    "model": _text_value(256),
+    "input": _json_value,
+    "output": _json_value,
+    "input_tokens": _count_value(MAX_TOKENS),
+    "output_tokens": _count_value(MAX_TOKENS),
+    "cost": _cost_value,
+    "duration_ms": _count_value(MAX_DURATION_MS),
+    "metadata": _object_value,
+    "agent_id": _text_value(256),
+    "parent_agent_id": _text_value(256),
+    "agent_role": _text_value(256),
+    "started_at": _time_value,
+    "ended_at": _time_value,
+    "error": _text_value(None),
+}
 
 
 def encode_span(values: Mapping[str, Any], *, at: str) -> dict[str, Any]:
     """The stored form of a span part's values, checked; only fields holding a value.
 
     `at` names the span in errors (`spans[3]`), so a refusal says which span and which field.
+    Other keys than span fields are ignored.
     """
-    encoded: dict[str, Any] = {"id": check_id(values.get("id"), field=f"{at}.id")}
-    for key in SPAN_FIELDS:
-        value = values.get(key)
-        if value is None or key == "id":
-            continue
-        field = f"{at}.{key}"
-        if key in ("input", "output"):
-            encoded[key] = json_text(value, field=field)
-        elif key == "metadata":
-            encoded[key] = _metadata(value, field=field)
-        elif key in ("started_at", "ended_at"):
-            encoded[key] = time_text(value, field=field)
-        elif key in _SPAN_COUNTS:
-            encoded[key] = _count(value, field=field, maximum=_SPAN_COUNTS[key])
-        elif key == "cost":
-            encoded[key] = _money(value, field=field)
-            encoded["cost_source"] = "reported"
-        elif key == "span_type":
-            if value not in SPAN_TYPES:
-                raise InvalidInput(f"{field}: must be one of {', '.join(sorted(SPAN_TYPES))}")
-            encoded[key] = value
-        elif key == "error":
-            encoded[key] = _text(value, field=field, limit=None)
-        else:
-            encoded[key] = _text(value, field=field, limit=_SPAN_TEXT_LIMITS[key])
+    span_id = values.get("id")
+    encoded: dict[str, Any] = {
+        "id": span_id if _is_addressable(span_id) else check_id(span_id, field=f"{at}.id")
+    }
+    key = ""
+    try:
+        for key, value in values.items():
+            if value is not None and (encode := _SPAN_ENCODERS.get(key)) is not None:
+                encoded[key] = encode(value)
+    except _Refused as refused:
+        raise InvalidInput(f"{at}.{key}: {refused}") from None
+    if "cost" in encoded:
+        encoded["cost_source"] = "reported"
     return encoded
+
+
+_TRACE_ENCODERS: dict[str, Any] = {
+    "name": _text_value(512),
+    "status": None,  # below
+    "input": _json_value,
+    "output": _json_value,
+    "metadata": _object_value,
+    "session_id": _text_value(256),
+    "project_id": _text_value(256),
+    "error": _text_value(None),
+    "lossy": bool,
+    "started_at": _time_value,
+    "ended_at": _time_value,
+}
+
+
+def _status_value(value: Any) -> str:
+    if value not in TRACE_STATUSES:
+        raise _Refused(f"must be one of {', '.join(sorted(TRACE_STATUSES))}")
+    return str(value)
+
+
+_TRACE_ENCODERS["status"] = _status_value
+_NEVER_EMPTY = frozenset(("status", "lossy", "started_at", "metadata"))
 
 
 def encode_trace_fields(values: Mapping[str, Any], *, keep_nulls: bool) -> dict[str, Any]:
@@ -163,42 +225,36 @@ def encode_trace_fields(values: Mapping[str, Any], *, keep_nulls: bool) -> dict[
     clears a nullable field; fields that cannot be empty (status, lossy, started_at) ignore it."""
     encoded: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in TRACE_FIELDS:
+        encode = _TRACE_ENCODERS.get(key)
+        if encode is None:
             raise InvalidInput(f"{key}: not a trace field")
         if value is None:
-            if keep_nulls and key not in ("status", "lossy", "started_at", "metadata"):
+            if keep_nulls and key not in _NEVER_EMPTY:
                 encoded[key] = None
             continue
-        if key in ("input", "output"):
-            encoded[key] = json_text(value, field=key)
-        elif key == "metadata":
-            encoded[key] = _metadata(value, field=key)
-        elif key in ("started_at", "ended_at"):
-            encoded[key] = time_text(value, field=key)
-        elif key == "status":
-            if value not in TRACE_STATUSES:
-                raise InvalidInput(f"status: must be one of {', '.join(sorted(TRACE_STATUSES))}")
-            encoded[key] = value
-        elif key == "lossy":
-            encoded[key] = bool(value)
-        elif key == "error":
-            encoded[key] = _text(value, field=key, limit=None)
-        else:
-            encoded[key] = _text(value, field=key, limit=_TRACE_TEXT_LIMITS[key])
+        try:
+            encoded[key] = encode(value)
+        except _Refused as refused:
+            raise InvalidInput(f"{key}: {refused}") from None
     return encoded
 
 
 def encode_client_totals(values: Mapping[str, Any]) -> dict[str, Any]:
     totals: dict[str, Any] = {}
+    checks = {
+        "total_cost": _cost_value,
+        "total_tokens": _count_value(2**62),
+        "total_duration_ms": _count_value(2**62),
+    }
     for key, value in values.items():
         if value is None:
             continue
-        if key == "total_cost":
-            totals[key] = _money(value, field=key)
-        elif key in ("total_tokens", "total_duration_ms"):
-            totals[key] = _count(value, field=key, maximum=2**62)
-        else:
+        if key not in checks:
             raise InvalidInput(f"{key}: not a trace total")
+        try:
+            totals[key] = checks[key](value)
+        except _Refused as refused:
+            raise InvalidInput(f"{key}: {refused}") from None
     return totals
 
 

@@ -201,7 +201,9 @@ def _merged_spans(
     for index, (values, authority) in enumerate(write.spans):
         span_id = values["id"]
         positions[span_id] = index
-        merged[span_id] = merge_span(merged.get(span_id) or known.get(span_id), values, authority)
+        earlier = merged.get(span_id) or known.get(span_id)
+        # A part seen once and stored nowhere is the span as it stands (it was encoded for us).
+        merged[span_id] = values if earlier is None else merge_span(earlier, values, authority)
     rows = []
     changed = set()
     for span_id, row in merged.items():
