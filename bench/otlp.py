@@ -1,12 +1,11 @@
 """OTLP ingest throughput: clients sending protobuf exports of OpenInference LLM spans.
 
 Each export holds `--spans` LLM spans of one new trace, as OpenInference's OpenAI instrumentation
-records them (about 1 KB of attributes each, distinct text). The server runs on its defaults (rate
-limits off as in every benchmark, the span indexer off unless --indexer). The ceiling is measured in
-the same run: the same application and uvicorn stack answering the same requests from a route that
-stores nothing.
+records them (about 1 KB of attributes each, distinct chat text). The server runs on its shipped
+defaults (`_server.serve`), and in the same run the ceiling takes the same requests: a no-op route
+on the same HTTP stack (`_server.ceiling`).
 
-python bench/otlp.py [--database-url URL] [--clients 4] [--spans 100] [--seconds 20]
+python bench/otlp.py [--database-url URL] [--clients 4] [--spans 100] [--exports 1500] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -14,63 +13,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from _server import BenchServer, _free_port, cpu_seconds, serve
+from _server import BenchServer, ceiling, cpu_seconds, serve, settings_line
+from text import ChatText
 
-CITIES = ["Paris", "Oslo", "Lima", "Osaka", "Quito", "Perth", "Accra", "Tunis", "Cusco", "Hanoi"]
-ITEMS = ["order", "parcel", "refund", "invoice", "booking", "ticket", "voucher", "return"]
-WORDS = [
-    "customer",
-    "asks",
-    "about",
-    "the",
-    "delivery",
-    "window",
-    "and",
-    "whether",
-    "the",
-    "courier",
-    "can",
-    "leave",
-    "it",
-    "with",
-    "a",
-    "neighbour",
-    "because",
-    "nobody",
-    "is",
-    "home",
-    "on",
-    "weekdays",
-    "until",
-    "the",
-    "evening",
-    "and",
-    "the",
-    "tracking",
-    "page",
-    "shows",
-    "no",
-    "update",
-]
+SYSTEM = "You are the support agent of an online shop. Be brief, check orders with tools, never guess."
 BASE_NS = 1_767_225_600_000_000_000
-# A prepared export's trace and span ids share a 4-byte prefix of bytes that never occur in its
-# (ASCII) text, so one bytes.replace gives it fresh ids: each send takes the next prefix.
+# The trace and span ids of a prepared export share a 4-byte prefix of bytes that never occur in
+# UTF-8 text, so one bytes.replace gives it fresh ids; every send takes the next prefix.
 PREFIX_BYTES = range(0xF8, 0x100)
+DISTINCT_EXPORTS = 300
 
 
 def _kv(key: str, value: str | int) -> KeyValue:
@@ -79,35 +41,18 @@ def _kv(key: str, value: str | int) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def _text(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words))
-
-
-def _prefix(rng: random.Random) -> bytes:
-    return bytes(rng.choice(PREFIX_BYTES) for _ in range(4))
-
-
-_SENT = itertools.count(random.Random().randrange(2**30) + 2**31)
-
-
-def make_export(rng: random.Random, spans: int) -> tuple[bytes, bytes, int]:
-    """(protobuf export, its id prefix, attribute bytes per span)."""
-    prefix = _prefix(rng)
+def make_export(text: ChatText, rng: random.Random, spans: int) -> tuple[bytes, bytes]:
+    """(protobuf export of one trace, the prefix its ids share)."""
+    prefix = bytes(rng.choice(PREFIX_BYTES) for _ in range(4))
     trace_id = prefix + rng.randbytes(12)
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.append(_kv("service.name", "support-agent"))
     scope = resource_spans.scope_spans.add()
     scope.scope.name = "openinference.instrumentation.openai"
-    attribute_bytes = 0
     for index in range(spans):
-        city, item = rng.choice(CITIES), rng.choice(ITEMS)
-        question = f"{item} {rng.randrange(10**6)} to {city}: {_text(rng, 40)}"
-        answer = f"The {item} for {city} {_text(rng, 30)}"
-        messages = [
-            {"role": "system", "content": "You are a support agent."},
-            {"role": "user", "content": question},
-        ]
+        question, answer = text.message(220), text.message(160)
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
         attributes = {
             "openinference.span.kind": "LLM",
             "llm.system": "openai",
@@ -119,7 +64,7 @@ def make_export(rng: random.Random, spans: int) -> tuple[bytes, bytes, int]:
             "output.value": answer,
             "llm.invocation_parameters": '{"model": "gpt-4o-mini", "temperature": 0.2}',
             "llm.input_messages.0.message.role": "system",
-            "llm.input_messages.0.message.content": "You are a support agent.",
+            "llm.input_messages.0.message.content": SYSTEM,
             "llm.input_messages.1.message.role": "user",
             "llm.input_messages.1.message.content": question,
             "llm.output_messages.0.message.role": "assistant",
@@ -138,10 +83,25 @@ def make_export(rng: random.Random, spans: int) -> tuple[bytes, bytes, int]:
             end_time_unix_nano=BASE_NS + index * 1_000_000_000 + 800_000_000,
         )
         span.attributes.extend(_kv(k, v) for k, v in attributes.items())
-        attribute_bytes += sum(len(k) + len(str(v)) for k, v in attributes.items())
     body = request.SerializeToString()
     assert body.count(prefix) == 3 * spans - 1, "the id prefix must occur only in ids"
-    return body, prefix, attribute_bytes // spans
+    return body, prefix
+
+
+def attribute_bytes(body: bytes) -> int:
+    request = ExportTraceServiceRequest.FromString(body)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    return sum(kv.ByteSize() for span in spans for kv in span.attributes) // len(spans)
+
+
+_FRESH = itertools.count(random.Random().randrange(2**30) + 2**31)
+
+
+def sends(exports: list[tuple[bytes, bytes]], count: int) -> Iterator[bytes]:
+    """`count` export bodies, each with ids never sent before."""
+    for index in range(count):
+        template, prefix = exports[index % len(exports)]
+        yield template.replace(prefix, next(_FRESH).to_bytes(4, "big"))
 
 
 async def _post(
@@ -159,76 +119,31 @@ async def _post(
 
 
 async def run_clients(
-    url: str, key: str, exports: list[tuple[bytes, bytes, int]], *, clients: int, seconds: float
+    url: str, key: str, bodies: Iterator[bytes], *, clients: int, ceiling: bool
 ) -> tuple[int, int, float]:
-    """(exports fully stored, exports refused in whole or part, seconds)."""
+    """Posts every body once over `clients` connections: (stored, refused, seconds). The server
+    stores an export whole when it answers 200 with an empty ExportTraceServiceResponse."""
     host, port = url.removeprefix("http://").split(":")
     head = (
         f"POST /v1/traces HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
         "Content-Type: application/x-protobuf\r\nContent-Length: "
     ).encode()
-    done = refused = 0
-    stop_at = time.perf_counter() + seconds
+    stored = refused = 0
 
-    async def client(index: int) -> None:
-        nonlocal done, refused
+    async def client() -> None:
+        nonlocal stored, refused
         reader, writer = await asyncio.open_connection(host, int(port))
-        n = index
-        while time.perf_counter() < stop_at:
-            template, prefix, _ = exports[n % len(exports)]
-            n += clients
-            fresh = next(_SENT).to_bytes(4, "big")
-            status, answer = await _post(reader, writer, head, template.replace(prefix, fresh))
-            # A full success is an empty ExportTraceServiceResponse.
-            if status == 200 and answer == b"":
-                done += 1
+        for body in bodies:
+            status, answer = await _post(reader, writer, head, body)
+            if (ceiling and 200 <= status < 300) or (status == 200 and answer == b""):
+                stored += 1
             else:
                 refused += 1
         writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    return done, refused, time.perf_counter() - started
-
-
-@contextmanager
-def noop_server(database_url: str) -> Iterator[BenchServer]:
-    """The ceiling's server on a database of its own: uvicorn with the options `serve` uses."""
-    env = {
-        **os.environ,
-        "RETRACE_DATABASE_URL": database_url,
-        "RETRACE_RATE_LIMIT_ENABLED": "false",
-        "RETRACE_LOG_LEVEL": "warning",
-        "RETRACE_INDEXER_ENABLED": "false",
-        "RETRACE_EMBEDDER": "none",
-    }
-    cli = [sys.executable, "-m", "retrace_server"]
-    key = subprocess.run(
-        [*cli, "keys", "create", "--user", "bench"], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "otlp_noop_app:create", "--factory",
-        "--app-dir", str(Path(__file__).parent), "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the no-op server did not start")
-            time.sleep(0.1)
-        yield BenchServer(url=url, key=key, pid=proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return stored, refused, time.perf_counter() - started
 
 
 def _stored_traces(server: BenchServer) -> int:
@@ -239,17 +154,32 @@ def _stored_traces(server: BenchServer) -> int:
 
 
 def measure(
-    server: BenchServer, exports: list[tuple[bytes, bytes, int]], args: argparse.Namespace
-) -> tuple[int, int, int, float, float]:
-    """(exports answered as stored, refused, traces read back, seconds, server CPU share)."""
-    asyncio.run(run_clients(server.url, server.key, exports, clients=args.clients, seconds=2))
-    before = _stored_traces(server)
-    cpu_before = cpu_seconds(server.pid)
-    done, refused, elapsed = asyncio.run(
-        run_clients(server.url, server.key, exports, clients=args.clients, seconds=args.seconds)
+    target: BenchServer, exports: list[tuple[bytes, bytes]], args: argparse.Namespace, *, is_ceiling: bool
+) -> dict[str, float]:
+    cpu_before, client_before = cpu_seconds(target.pid), time.process_time()
+    stored, refused, elapsed = asyncio.run(
+        run_clients(
+            target.url, target.key, sends(exports, args.exports), clients=args.clients, ceiling=is_ceiling
+        )
     )
-    cpu = (cpu_seconds(server.pid) - cpu_before) / elapsed
-    return done, refused, _stored_traces(server) - before, elapsed, cpu
+    spans = stored * args.spans
+    thousands = max(spans / 1000, 1e-9)
+    return {
+        "spans_per_s": spans / elapsed,
+        "exports": stored,
+        "refused": refused,
+        "seconds": elapsed,
+        "server_cpu_per_1k": (cpu_seconds(target.pid) - cpu_before) / thousands,
+        "client_cpu_per_1k": (time.process_time() - client_before) / thousands,
+    }
+
+
+def _line(name: str, f: dict[str, float]) -> str:
+    return (
+        f"{name}: {f['spans_per_s']:,.0f} spans/s ({f['exports']:,.0f} exports in {f['seconds']:.1f} s, "
+        f"{f['refused']:,.0f} refused) | server CPU {f['server_cpu_per_1k'] * 1000:.0f} ms per 1k spans "
+        f"| client {f['client_cpu_per_1k'] * 1000:.0f} ms per 1k"
+    )
 
 
 def main() -> None:
@@ -257,36 +187,50 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--spans", type=int, default=100, help="LLM spans per export (one trace)")
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--indexer", action="store_true", help="run the span indexer while ingesting")
+    parser.add_argument("--exports", type=int, default=1500, help="exports per measurement")
+    parser.add_argument("--rounds", type=int, default=1, help="server and ceiling, alternately")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a RETRACE_ setting to change"
+    )
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.set)
 
-    rng = random.Random(14)
-    exports = [make_export(rng, args.spans) for _ in range(32)]
-    export_kb = sum(len(e[0]) for e in exports) / len(exports) / 1024
+    distinct = min(DISTINCT_EXPORTS, args.exports)
+    print(f"making {distinct} distinct exports of {args.spans} spans ...", file=sys.stderr)
+    text, rng = ChatText(), random.Random(14)
+    exports = [make_export(text, rng, args.spans) for _ in range(distinct)]
+    size_kb = sum(len(body) for body, _ in exports) / len(exports) / 1024
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/otlp.db"
-        env = {"RETRACE_INDEXER_ENABLED": "true" if args.indexer else "false"}
-        if not args.indexer:
-            env["RETRACE_EMBEDDER"] = "none"
-        with serve(url, env=env) as server:
-            done, refused, stored, elapsed, cpu = measure(server, exports, args)
-        with noop_server(f"sqlite+aiosqlite:///{tmp}/ceiling.db") as ceiling_server:
-            ceiling_done, _, _, ceiling_elapsed, ceiling_cpu = measure(ceiling_server, exports, args)
+        with serve(url, env=env) as server, ceiling() as no_op:
+            warm = argparse.Namespace(**{**vars(args), "exports": max(args.exports // 20, 1)})
+            measure(server, exports, warm, is_ceiling=False)
+            measure(no_op, exports, warm, is_ceiling=True)
+            before = _stored_traces(server)
+            results: list[tuple[str, dict[str, float]]] = []
+            for _ in range(args.rounds):
+                results.append(("server", measure(server, exports, args, is_ceiling=False)))
+                results.append(("ceiling", measure(no_op, exports, args, is_ceiling=True)))
+            read_back = _stored_traces(server) - before
 
-    backend = url.split(":", 1)[0]
+    backend = url.split(":", 1)[0].split("+")[0]
     print(
-        f"backend={backend} clients={args.clients} spans/export={args.spans} seconds={args.seconds:g} "
-        f"export={export_kb:.0f} KB protobuf, {exports[0][2]} B of attributes per span, "
-        f"server defaults (rate limits off), indexer {'on' if args.indexer else 'off'}"
+        f"backend={backend} clients={args.clients} spans/export={args.spans} "
+        f"export={size_kb:.0f} KB protobuf ({attribute_bytes(exports[0][0])} B of attributes per span, "
+        f"{distinct} distinct exports sent with fresh ids) exports/round={args.exports} rounds={args.rounds}"
     )
-    print(f"exports answered 200 and fully stored: {done}, refused: {refused}")
-    print(f"traces stored (read back): {stored} of {done + refused} answered")
-    print(f"OTLP ingest: {done * args.spans / elapsed:,.0f} spans/s, server at {cpu:.0%} of one core")
+    print(settings_line(server.env))
+    for name, figures in results:
+        print(_line(name, figures))
+    served = [f["spans_per_s"] for name, f in results if name == "server"]
+    ceilings = [f["spans_per_s"] for name, f in results if name == "ceiling"]
+    mean_served, mean_ceiling = sum(served) / len(served), sum(ceilings) / len(ceilings)
     print(
-        f"ceiling (same stack, no-op route): {ceiling_done * args.spans / ceiling_elapsed:,.0f} spans/s, "
-        f"server at {ceiling_cpu:.0%} of one core"
+        f"OTLP ingest: {mean_served:,.0f} spans/s = {mean_served / mean_ceiling:.0%} of the ceiling "
+        f"({mean_ceiling:,.0f} spans/s, a no-op route on the same HTTP stack, same load)"
     )
+    answered = sum(int(f["exports"]) for name, f in results if name == "server")
+    print(f"traces read back after the run: {read_back:,} of {answered:,} exports answered as stored")
 
 
 if __name__ == "__main__":
