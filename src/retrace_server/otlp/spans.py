@@ -253,7 +253,9 @@ def _gather(key_values: Iterable[KeyValue]) -> tuple[Attributes, dict[str, dict[
     for kv in key_values:
         key = kv.key
         raw = kv.value
-        value = raw.string_value if raw.WhichOneof("value") == "string_value" else any_value(raw)
+        # A non-empty string_value can only be the string of the oneof: most attributes are read
+        # without asking which member is set.
+        value = raw.string_value or any_value(raw)
         prefix, namespace = known[key] if key in known else _key_info(key)
         namespaces.add(namespace)
         if prefix is None:
