@@ -308,3 +308,16 @@ def test_routes_are_documented(otlp_server: RunningServer, path: str) -> None:
     assert operation["summary"]
     assert set(operation["requestBody"]["content"]) == {"application/x-protobuf", "application/json"}
     assert {"200", "400", "401", "413", "415", "429"} <= set(operation["responses"])
+
+
+def test_nul_characters_are_stored_as_replacement_characters(erin: ApiUser) -> None:
+    """PostgreSQL cannot store NUL in text or JSON; valid OTLP may carry it anywhere."""
+    trace, sid = b.trace_id(), b.span_id()
+    attributes = {"openinference.span.kind": "TOOL", "input.value": '{"q": "a\\u0000b"}', "x\x00": "\x00"}
+    document = b.export([b.span(trace, sid, "na\x00me", attributes=attributes, error="bad\x00")])
+    r = post(erin, as_protobuf(document), PROTOBUF)
+    assert r.status_code == 200, r.content
+    (span,) = stored_trace(erin, trace)["spans"]
+    assert span["name"] == "na\ufffdme" and span["error"] == "bad\ufffd"
+    assert span["input"] == {"q": "a\ufffdb"}
+    assert span["metadata"]["attributes"] == {"x\ufffd": "\ufffd"}

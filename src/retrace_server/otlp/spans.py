@@ -24,6 +24,7 @@ from retrace_server.otlp.values import (
     as_int,
     as_text,
     attributes,
+    clean,
     parse_json,
     pop_first,
     unflatten,
@@ -185,18 +186,18 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
         if ended_at
         else None,
     }
-    otel: dict[str, Any] = {"span_kind": _SPAN_KINDS.get(span.kind), "scope": scope_name or None}
+    otel: dict[str, Any] = {"span_kind": _SPAN_KINDS.get(span.kind), "scope": clean(scope_name) or None}
     if scope_version:
-        otel["scope_version"] = scope_version
+        otel["scope_version"] = clean(scope_version)
     if remote_parent:
         otel["remote_parent_id"] = parent_id
     if span.trace_state:
-        otel["trace_state"] = span.trace_state
+        otel["trace_state"] = clean(span.trace_state)
     metadata: dict[str, Any] = view.user_metadata()
     if kind:
         metadata["kind"] = kind
 
-    name = span.name
+    name = clean(span.name)
     if category in (LLM, EMBEDDING):
         view.model_call(values, metadata, chat=category == LLM)
     elif category == TOOL:
@@ -255,7 +256,10 @@ def _gather(key_values: Iterable[KeyValue]) -> tuple[Attributes, dict[str, dict[
         raw = kv.value
         # A non-empty string_value can only be the string of the oneof: most attributes are read
         # without asking which member is set.
-        value = raw.string_value or any_value(raw)
+        value = raw.string_value
+        value = (value.replace("\x00", "\ufffd") if "\x00" in value else value) if value else any_value(raw)
+        if "\x00" in key:
+            key = clean(key)
         prefix, namespace = known[key] if key in known else _key_info(key)
         namespaces.add(namespace)
         if prefix is None:
@@ -323,7 +327,7 @@ class _SpanView:
         self.groups = groups
         # Readers of a convention skip their work when none of its attributes are present.
         self.namespaces = namespaces
-        self.events = events
+        self.events = events  # (name, event); names are cleaned where stored
         self._used_events: set[int] = set()
 
     # What the span is
@@ -647,7 +651,7 @@ class _SpanView:
             status_message = as_text(self.attrs.pop("langfuse.observation.status_message", None))
         exception = self._exception() if self.events else None
         if status.code == Status.STATUS_CODE_ERROR or level == "ERROR":
-            return status.message or status_message or exception or "error"
+            return clean(status.message) or status_message or exception or "error"
         if level and level != "DEFAULT":
             self.attrs["langfuse.observation.level"] = level
         if status_message:
@@ -734,7 +738,7 @@ class _SpanView:
                 continue
             out.append(
                 {
-                    "name": name,
+                    "name": clean(name),
                     "time": iso_time(event.time_unix_nano),
                     "attributes": attributes(event.attributes),
                 }

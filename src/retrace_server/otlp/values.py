@@ -13,33 +13,35 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 Attributes = dict[str, Any]
 
 
+def clean(text: str) -> str:
+    """Text without NUL characters, which PostgreSQL cannot store in text or JSON."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def any_value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        return clean(value.string_value)
     if kind is None:
         return None
     if kind == "array_value":
         return [any_value(item) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+        return {clean(kv.key): any_value(kv.value) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return getattr(value, kind)
 
 
 def attributes(key_values: Iterable[KeyValue]) -> Attributes:
-    out: Attributes = {}
-    for kv in key_values:
-        value = kv.value
-        # Most attributes are strings: read them without a call per attribute.
-        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else any_value(value)
-    return out
+    return {clean(kv.key): any_value(kv.value) for kv in key_values}
 
 
 def parse_json(value: Any) -> Any:
     """A JSON text as its value (instrumentations serialise objects into string attributes)."""
     if isinstance(value, str) and value[:1] in ("{", "[", '"'):
+        if "\\u0000" in value:
+            value = value.replace("\\u0000", "\\ufffd")
         try:
             return orjson.loads(value)
         except orjson.JSONDecodeError:
