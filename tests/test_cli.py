@@ -60,7 +60,7 @@ def _serve(database_url: str) -> Iterator[ServeProcess]:
 def test_keys_create_prints_only_the_key(database_url: str) -> None:
     done = _keys_create(database_url, "cli-alice", "--tier", "pro")
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"rt_live_[A-Za-z0-9_-]{32,}\n", done.stdout)
+    assert re.fullmatch(r"rt_[A-Za-z0-9_-]{40,}\n", done.stdout)
     again = _keys_create(database_url, "cli-alice")
     assert again.stdout != done.stdout
     bad = _keys_create(database_url, "cli-alice", "--tier", "gold")

@@ -11,16 +11,19 @@ from fastapi import FastAPI
 from retrace_server import __version__
 from retrace_server.api_keys.router import router as api_keys_router
 from retrace_server.auth.jwt import JwtVerifier
+from retrace_server.baselines.router import router as baselines_router
 from retrace_server.billing.router import router as billing_router
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.lifecycle import start_embeddings, stop_embeddings
+from retrace_server.enforcement.router import router as enforcement_router
 from retrace_server.errors import install_error_handlers
 from retrace_server.forks import hooks as forks_hooks
 from retrace_server.forks import service as forks_service
 from retrace_server.forks.router import router as forks_router
 from retrace_server.forks.runner import open_runner
 from retrace_server.ingest import Ingestor
+from retrace_server.internal.router import router as internal_router
 from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(traces_router)
+    app.include_router(baselines_router)
     app.include_router(api_keys_router)
     app.include_router(billing_router)
     app.include_router(tapes_router)
@@ -103,5 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(memory_router)
     app.include_router(stream_router)
+    app.include_router(enforcement_router)
+    app.include_router(internal_router)
     app.include_router(otlp_router.router)
     return app

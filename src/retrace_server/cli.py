@@ -37,7 +37,8 @@ def _migrate_or_exit(settings: Settings) -> None:
     except Exception as exc:
         typer.secho(
             f"Could not migrate the database at RETRACE_DATABASE_URL ({type(exc).__name__}: {exc}).\n"
-            "Check that the database is reachable and the URL uses sqlite+aiosqlite:// or postgresql+asyncpg://.",
+            "Check that the database is reachable and the URL reads sqlite:///path/retrace.db or "
+            "postgresql://user@host/db.",
             fg=typer.colors.RED,
             err=True,
         )

@@ -4,22 +4,61 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./retrace.db"
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_BACKEND_ALIASES = {
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+}
+# libpq's name for what asyncpg calls `ssl` (it takes keyword arguments, not a libpq DSN).
+_ASYNCPG_PARAMETERS = {"sslmode": "ssl"}
+
+
+def async_database_url(url: str) -> str:
+    """The URL people write, with the async driver the server runs on.
+
+    `sqlite:///path.db` becomes `sqlite+aiosqlite:///path.db`; `postgresql://`, `postgres://` and
+    URLs naming a synchronous driver (`postgresql+psycopg2://`) become `postgresql+asyncpg://`,
+    with libpq's `sslmode` and `connect_timeout` renamed as asyncpg names them.
+    """
+    scheme, separator, rest = url.strip().partition("://")
+    backend = _BACKEND_ALIASES.get(scheme.partition("+")[0].lower()) if separator else None
+    if backend is None:
+        raise ValueError(
+            # Only the scheme is quoted: the rest may hold a password.
+            f"expected sqlite:///path/retrace.db or postgresql://user@host/db, "
+            f"not a URL starting {scheme + separator!r}"
+        )
+    if backend == "postgresql":
+        location, question, query = rest.partition("?")
+        if question:
+            pairs = [(_ASYNCPG_PARAMETERS.get(k, k), v) for k, v in parse_qsl(query, keep_blank_values=True)]
+            rest = f"{location}?{urlencode(pairs)}"
+    return f"{ASYNC_DRIVERS[backend]}://{rest}"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RETRACE_", env_file=".env", extra="ignore")
+    # Errors never quote a setting's value: database URLs and API keys hold secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="RETRACE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # Server
     host: str = Field("127.0.0.1", description="Interface `serve` listens on.")
     port: int = Field(3001, description="Port `serve` listens on.")
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
-        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://...",
+        description=(
+            "sqlite:///path.db or postgresql://user@host/db (postgres:// too); the async driver "
+            "(aiosqlite, asyncpg) is chosen by the server, and URLs naming it are accepted as they are."
+        ),
     )
     database_pool_size: int = Field(10, description="Connections per process (PostgreSQL).")
     log_level: str = Field("info", description="Python log level name.")
@@ -51,6 +90,19 @@ class Settings(BaseSettings):
     dodo_webhook_secret: str | None = None
     dodo_pro_product_id: str | None = None
 
+    # Plan quotas (apply only when billing is configured: RETRACE_DODO_API_KEY)
+    plan_free_monthly_traces: int = Field(
+        10_000, ge=0, description="Traces a month on the Free plan; 0 = unlimited."
+    )
+    plan_pro_monthly_traces: int = Field(
+        0, ge=0, description="Traces a month on the Pro plan; 0 = unlimited."
+    )
+
+    # Golden baselines
+    regression_tolerance: float = Field(
+        0.1, ge=0, description="Share of a baseline's tokens or cost a later run may differ by unjudged."
+    )
+
     # Embeddings and search
     embedder: Literal["auto", "local", "openai", "none"] = Field(
         "auto", description="auto = local when installed, else none."
@@ -78,6 +130,11 @@ class Settings(BaseSettings):
     stream_command_poll_s: float = Field(
         1.0, description="How often an agent's stream looks for replay commands sent by other processes."
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _with_async_driver(cls, value: str) -> str:
+        return async_database_url(value)
 
     @property
     def is_sqlite(self) -> bool:

@@ -15,7 +15,7 @@ from retrace_server.jsonutil import JsonResponse
 _STATUS_MESSAGES = {
     400: "Bad request",
     402: "Payment required",
-    401: "Authentication required: send `x-retrace-key: rt_live_...` or `Authorization: Bearer <jwt>`",
+    401: "Authentication required: send `x-retrace-key: rt_...` or `Authorization: Bearer <jwt>`",
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",

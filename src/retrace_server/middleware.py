@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retrace_server.db import faults
+
 access_log = logging.getLogger("retrace_server.access")
 error_log = logging.getLogger("retrace_server.errors")
 
@@ -83,12 +85,18 @@ class RequestContextMiddleware:
         except _BodyTooLarge:
             if not status_holder["started"]:
                 await self._send_error(send_with_id, 413, self._too_large_message())
-        except Exception:
-            error_log.exception(
-                "unhandled error request_id=%s %s %s", request_id, scope["method"], scope["path"]
-            )
+        except Exception as exc:
+            fault = faults.surface(exc)
+            if fault is None:
+                error_log.exception(
+                    "unhandled error request_id=%s %s %s", request_id, scope["method"], scope["path"]
+                )
             if not status_holder["started"]:
-                await self._send_error(send_with_id, 500, f"Internal server error (request id {request_id})")
+                if fault is not None:
+                    await self._send_error(send_with_id, fault.status, fault.message, fault.headers)
+                else:
+                    message = f"Internal server error (request id {request_id})"
+                    await self._send_error(send_with_id, 500, message)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             access_log.info(
@@ -142,11 +150,14 @@ class RequestContextMiddleware:
         return wrapped
 
     @staticmethod
-    async def _send_error(send: Send, status: int, message: str) -> None:
+    async def _send_error(
+        send: Send, status: int, message: str, extra_headers: dict[str, str] | None = None
+    ) -> None:
         body = orjson.dumps({"error": message})
         headers: list[Any] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in (extra_headers or {}).items()),
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -48,7 +48,7 @@ def test_generate_with_jwt_returns_the_key_once(server: RunningServer, jwt_signe
         r = web.post("/api/v1/api-keys")
         assert r.status_code == 201, r.text
         created = r.json()
-        assert created["key"].startswith("rt_live_")
+        assert created["key"].startswith("rt_") and not created["key"].startswith("rt_live_")
         assert created["prefix"] == created["key"][:12]
         assert created["created_at"].endswith("Z")
 

@@ -22,6 +22,8 @@ def recall(user: ApiUser, query: str, **fields: Any) -> list[dict[str, Any]]:
 
 
 def test_store_get_list_delete(erin: ApiUser) -> None:
+    made = erin.client.post("/api/v1/traces", json={"id": "trace-1", "spans": [{"id": "span-7"}]})
+    assert made.status_code == 201, made.text
     stored = remember(
         erin,
         "The user's name is Ada and she lives in Lyon",
@@ -89,6 +91,61 @@ def test_same_key_updates_the_entry(erin: ApiUser) -> None:
     assert hits[0]["id"] == first["id"] and "German" in hits[0]["content"]
     other_scope = remember(erin, "Preferred language: Spanish", key="language", scope="session:z")
     assert other_scope["id"] != first["id"]
+
+
+def test_key_update_keeps_what_it_does_not_name(erin: ApiUser) -> None:
+    erin.client.post("/api/v1/traces", json={"id": "seat-run", "spans": [{"id": "seat-step"}]})
+    first = remember(
+        erin,
+        "Seat preference: window",
+        key="seat",
+        category="preference",
+        metadata={"origin": "chat", "turn": 3},
+        confidence=0.8,
+        source_trace_id="seat-run",
+        source_span_id="seat-step",
+    )
+    updated = remember(erin, "Seat preference: aisle", expect=200, key="seat")
+    assert updated["id"] == first["id"] and updated["content"] == "Seat preference: aisle"
+    for kept in ("category", "metadata", "confidence", "source_trace_id", "source_span_id"):
+        assert updated[kept] == first[kept], kept
+    assert [h["id"] for h in recall(erin, "where to sit", category="preference")] == [first["id"]]
+    named = remember(
+        erin, "Seat preference: aisle, front", expect=200, key="seat", confidence=0.5, metadata={}
+    )
+    assert named["confidence"] == 0.5 and named["metadata"] == {}
+    assert named["category"] == "preference" and named["source_trace_id"] == "seat-run"
+    cleared = remember(erin, "Seat preference: any", expect=200, key="seat", confidence=None)
+    assert cleared["confidence"] is None and cleared["category"] == "preference"
+
+
+def test_source_trace_must_be_the_callers(erin: ApiUser, frank: ApiUser) -> None:
+    made = frank.client.post("/api/v1/traces", json={"id": "frank-run", "spans": [{"id": "frank-step"}]})
+    assert made.status_code == 201, made.text
+    erin.client.post("/api/v1/traces", json={"id": "erin-run", "spans": [{"id": "erin-step"}]})
+    others = erin.client.post(
+        "/api/v1/memory", json={"content": "cites Frank", "source_trace_id": "frank-run"}
+    )
+    missing = erin.client.post(
+        "/api/v1/memory", json={"content": "cites nothing", "source_trace_id": "no-run"}
+    )
+    for refused, trace_id in ((others, "frank-run"), (missing, "no-run")):
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {"error": f"source_trace_id: you have no trace {trace_id!r}"}
+    wrong_span = erin.client.post(
+        "/api/v1/memory",
+        json={"content": "cites Frank's span", "source_trace_id": "erin-run", "source_span_id": "frank-step"},
+    )
+    assert wrong_span.status_code == 400 and "source_span_id" in wrong_span.json()["error"]
+    assert erin.client.get("/api/v1/memory").json()["total"] == 0
+    keyed = remember(
+        erin, "Cites my own run", key="cite", source_trace_id="erin-run", source_span_id="erin-step"
+    )
+    moved = erin.client.post(
+        "/api/v1/memory", json={"content": "Cites my own run", "key": "cite", "source_trace_id": "frank-run"}
+    )
+    assert moved.status_code == 400
+    assert erin.client.get(f"/api/v1/memory/{keyed['id']}").json()["source_trace_id"] == "erin-run"
 
 
 def test_key_update_onto_another_entrys_content_conflicts(erin: ApiUser) -> None:

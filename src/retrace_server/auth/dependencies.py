@@ -135,7 +135,7 @@ async def require_user(request: Request) -> CurrentUser:
     user = await authenticate(request)
     if user is None:
         raise ApiError(
-            401, "Authentication required: send `x-retrace-key: rt_live_...` or `Authorization: Bearer <jwt>`"
+            401, "Authentication required: send `x-retrace-key: rt_...` or `Authorization: Bearer <jwt>`"
         )
     return user
 

@@ -15,12 +15,20 @@ from retrace_server.auth.models import ApiKey
 from retrace_server.auth.users import ensure_user
 from retrace_server.db.types import utcnow
 
-KEY_PREFIX = "rt_live_"
+# The official SDK's `configure()` refuses keys starting `rt_live_` or `rt_test_` (the hosted
+# service's own forms), so keys are `rt_` and the random part; `rt_live_` keys issued before keep
+# working, since a key is found by its hash whatever its form.
+KEY_PREFIX = "rt_"
+_SDK_REFUSED_PREFIXES = ("rt_live_", "rt_test_")
 DISPLAY_PREFIX_LENGTH = 12
 
 
 def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    while True:
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        # The random part starts `live_` or `test_` about twice in a billion keys.
+        if not key.startswith(_SDK_REFUSED_PREFIXES):
+            return key
 
 
 def hash_key(key: str) -> str:

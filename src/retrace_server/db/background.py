@@ -7,6 +7,8 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
+from retrace_server.db import faults
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,8 +52,10 @@ class ConnectionLoop:
                 try:
                     connection = connection or self._connect()
                     wait = self._step(connection)
-                except Exception:
-                    logger.exception("%s failed; it runs again in %.1f s", self._name, self._retry)
+                except Exception as exc:
+                    # A fault (a full disk) is logged once per outage, not once per attempt.
+                    if faults.surface(exc) is None:
+                        logger.exception("%s failed; it runs again in %.1f s", self._name, self._retry)
                     if connection is not None:
                         connection.close()
                     connection, wait = None, self._retry

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from retrace_server.config import Settings
+from retrace_server.db.faults import install_connect_retry
 from retrace_server.db.sqlite_writer import SqliteWriter
 
 
@@ -37,7 +38,7 @@ def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> 
         )
         _tune_sqlite(engine, foreign_keys=foreign_keys)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         json_serializer=json_text,
         json_deserializer=orjson.loads,
@@ -45,6 +46,8 @@ def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> 
         max_overflow=pool_size,
         pool_pre_ping=True,
     )
+    install_connect_retry(engine)
+    return engine
 
 
 T = TypeVar("T")

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from retrace_server.db import faults
 from retrace_server.db.background import ConnectionLoop
 
 MAX_GROUP = 64
@@ -299,6 +300,9 @@ def _settle_all(group: list[_Job], exc: Exception) -> None:
 
 
 def _deliver(job: _Job, ok: bool, value: Any) -> None:
+    if not ok:
+        # A full disk (at COMMIT, typically) reaches the requester as `DiskFull`, not a raw error.
+        value = faults.surfaced(value)
     # A closed event loop raises RuntimeError: its requester is gone, nobody is waiting any more.
     with contextlib.suppress(RuntimeError):
         job.loop.call_soon_threadsafe(_settle, job.future, ok, value)

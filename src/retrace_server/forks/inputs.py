@@ -1,8 +1,8 @@
-"""Span inputs and outputs in the shapes agents record them, turned into provider requests.
+"""Span inputs and outputs in the shapes agents record them: their text, a fork's change, new outputs.
 
 Inputs are a chat (`{"messages": [...]}` or a bare list of messages), a prompt string, or an
 object with a `prompt`; outputs are a string, an assistant message, an OpenAI completion or an
-Anthropic message.
+Anthropic message. `recording` turns them into provider requests.
 """
 
 from __future__ import annotations
@@ -11,31 +11,6 @@ import copy
 import json
 from typing import Any
 
-from retrace_server.providers.base import ChatRequest
-
-# Options that may be recorded in a span's input or metadata and are replayed with it.
-SAMPLING_PARAMETERS = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "stop_sequences",
-        "presence_penalty",
-        "frequency_penalty",
-        "seed",
-        "n",
-        "logit_bias",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "reasoning_effort",
-        "thinking",
-    }
-)
 _ROLE_ALIASES = {"human": "user", "ai": "assistant", "model": "assistant", "bot": "assistant"}
 # Shorter outputs ("ok", "42") are only replaced where they are a whole value, never inside text.
 MIN_EMBEDDED_LENGTH = 12
@@ -61,58 +36,10 @@ def to_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _normalise_message(message: Any) -> dict[str, Any]:
-    if not isinstance(message, dict):
-        return {"role": "user", "content": to_text(message)}
-    out = dict(message)
-    role = str(out.pop("type", None) or out.get("role") or "user") if "role" not in out else str(out["role"])
-    out["role"] = _ROLE_ALIASES.get(role, role)
-    out.setdefault("content", "")
-    return out
-
-
 def _is_chat(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(m, dict) and ("role" in m or "type" in m) for m in value
     )
-
-
-def chat_request(span_input: Any, *, model: str, parameters: dict[str, Any]) -> ChatRequest:
-    """The provider request that re-executes an `llm_call` span with this input."""
-    system: str | None = None
-    if isinstance(span_input, dict):
-        raw = span_input.get("messages")
-        if isinstance(raw, list) and _is_chat(raw):
-            messages = [_normalise_message(m) for m in raw]
-        elif isinstance(span_input.get("prompt"), str):
-            messages = [{"role": "user", "content": span_input["prompt"]}]
-        elif isinstance(span_input.get("input"), str | list):
-            inner = span_input["input"]
-            messages = (
-                [_normalise_message(m) for m in inner]
-                if _is_chat(inner)
-                else [{"role": "user", "content": to_text(inner)}]
-            )
-        else:
-            rest = {k: v for k, v in span_input.items() if k not in SAMPLING_PARAMETERS and k != "system"}
-            messages = [{"role": "user", "content": to_text(rest)}]
-        if span_input.get("system") is not None:
-            system = to_text(span_input["system"])
-    elif _is_chat(span_input):
-        messages = [_normalise_message(m) for m in span_input]
-    else:
-        messages = [{"role": "user", "content": to_text(span_input)}]
-    return ChatRequest(model=model, messages=messages, system=system, parameters=parameters)
-
-
-def recorded_parameters(span_input: Any, metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """Sampling options the original call used: from its input, `metadata.parameters` or metadata."""
-    found: dict[str, Any] = {}
-    meta = metadata or {}
-    for source in (meta, meta.get("parameters"), span_input):
-        if isinstance(source, dict):
-            found.update({k: v for k, v in source.items() if k in SAMPLING_PARAMETERS and v is not None})
-    return found
 
 
 def apply_modified_input(original: Any, modified: Any) -> Any:

@@ -23,12 +23,12 @@ from retrace_server.db.types import utcnow
 from retrace_server.errors import ApiError
 from retrace_server.forks import service
 from retrace_server.forks.hooks import EXECUTION
-from retrace_server.forks.inputs import Substitutions, apply_modified_input, chat_request, recorded_parameters
+from retrace_server.forks.plan import ForkChanges, ReplayPlan, StepError
 from retrace_server.forks.runner import ReplayRunner
 from retrace_server.ingest import ALL_SPAN_FIELDS, Ingestor, SpanPart, TraceWrite
 from retrace_server.pricing import PriceTable, price_table
 from retrace_server.providers.base import ProviderConfigError, ProviderError
-from retrace_server.providers.registry import ProviderPool, provider_name
+from retrace_server.providers.registry import ProviderPool
 from retrace_server.traces import service as traces_service
 
 log = logging.getLogger("retrace_server.forks")
@@ -170,27 +170,36 @@ async def execute(ingestor: Ingestor, settings: Settings, job: ReplayJob) -> Non
     """Runs the replay to its end; the fork ends `completed` or `failed` whatever happens."""
     pool = ProviderPool(settings)
     prices = price_table(settings.model_prices)
-    subs = Substitutions()
     execution = job.execution
+    plan = ReplayPlan(
+        job.spans,
+        fork_index=job.fork_index,
+        changes=ForkChanges(
+            modified_input=execution.modified_input,
+            has_modified_input=execution.has_modified_input,
+            model=execution.model,
+            parameters=execution.parameters,
+        ),
+    )
     try:
-        _check_providers(job, pool)
+        _check_providers(job, plan, pool)
         for index in range(job.fork_index, len(job.spans)):
             span = job.spans[index]
             at_fork = index == job.fork_index
             if span["span_type"] == "llm_call":
-                job.pending.append(await _execute_llm(job, pool, prices, subs, index=index, span=span))
+                job.pending.append(await _execute_llm(job, plan, pool, prices, index=index, span=span))
                 if time.monotonic() - job.flushed_at >= FLUSH_INTERVAL_S:
                     await _flush(ingestor, job)
             elif at_fork and execution.has_modified_input:
-                subs.add(span.get("output"), execution.modified_input)
+                plan.tool_output_changed(index, execution.modified_input)
                 job.pending.append(
                     copy_span(
                         span, job.id_map, mode=MODIFIED, output=execution.modified_input, **_now_times()
                     )
                 )
             else:
-                job.pending.append(copy_span(span, job.id_map, mode=REPLAYED, **_now_times()))
-        await _finish(ingestor, job, status="completed", output=subs.apply(job.original_output))
+                job.pending.append(_replay_recorded(job, plan, index=index, span=span))
+        await _finish(ingestor, job, status="completed", output=plan.subs.apply(job.original_output))
     except StepFailed as exc:
         await _finish(
             ingestor,
@@ -211,57 +220,51 @@ async def execute(ingestor: Ingestor, settings: Settings, job: ReplayJob) -> Non
         await pool.close()
 
 
-def _llm_target(job: ReplayJob, index: int, span: dict[str, Any]) -> tuple[str, str | None, bool]:
-    """(provider, model, changes apply): they apply at the fork point, or the first LLM call after it."""
-    changes_apply = index == job.first_llm_index
-    execution = job.execution
-    model = execution.model if changes_apply and execution.model else span.get("model")
-    recorded = (span.get("metadata") or {}).get("provider")
-    # A new model picks its provider by name; otherwise the recorded provider stands.
-    provider = provider_name(
-        provider=None if model != span.get("model") else (str(recorded) if recorded else None), model=model
-    )
-    return provider, model, changes_apply
-
-
-def _check_providers(job: ReplayJob, pool: ProviderPool) -> None:
-    """Fails before any call when a provider the replay needs is unknown or unconfigured."""
-    for index in range(job.fork_index, len(job.spans)):
-        span = job.spans[index]
-        if span["span_type"] != "llm_call":
-            continue
+def _check_providers(job: ReplayJob, plan: ReplayPlan, pool: ProviderPool) -> None:
+    """Fails before any call when a step cannot be rebuilt or its provider is unknown or unconfigured."""
+    try:
+        planned = plan.check()
+    except StepError as exc:
+        raise StepFailed(str(exc), index=exc.index, span=job.spans[exc.index]) from None
+    for index, provider in planned:
         try:
-            provider, model, _ = _llm_target(job, index, span)
-            if not model:
-                raise ProviderConfigError("the span records no model; give `model` in the fork")
             pool.check(provider)
         except ProviderConfigError as exc:
-            raise StepFailed(str(exc), index=index, span=span) from None
+            raise StepFailed(str(exc), index=index, span=job.spans[index]) from None
+
+
+def _replay_recorded(job: ReplayJob, plan: ReplayPlan, *, index: int, span: dict[str, Any]) -> SpanPart:
+    """A later non-LLM step: its recorded result, standing for the call the new answer made."""
+    try:
+        fields, metadata = plan.replayed_span_changes(index)
+    except StepError as exc:
+        raise StepFailed(str(exc), index=index, span=span) from None
+    replayed = copy_span(span, job.id_map, mode=REPLAYED, **fields, **_now_times())
+    if metadata:
+        replayed.values["metadata"] = {**replayed.values["metadata"], **metadata}
+    return replayed
 
 
 async def _execute_llm(
     job: ReplayJob,
+    plan: ReplayPlan,
     pool: ProviderPool,
     prices: PriceTable,
-    subs: Substitutions,
     *,
     index: int,
     span: dict[str, Any],
 ) -> SpanPart:
-    execution = job.execution
-    provider, model, changes_apply = _llm_target(job, index, span)
-    assert model is not None
-    span_input = subs.apply(span.get("input"))
-    if index == job.fork_index and execution.has_modified_input:
-        span_input = apply_modified_input(span_input, execution.modified_input)
-    parameters = recorded_parameters(span.get("input"), span.get("metadata"))
-    if changes_apply:
-        parameters.update(execution.parameters)
-    request = chat_request(span_input, model=model, parameters=parameters)
+    step = plan.steps[index]
+    try:
+        body = plan.request(index)
+    except StepError as exc:
+        raise StepFailed(str(exc), index=index, span=span) from None
+    model = str(body["model"])
+    span_input = {k: v for k, v in body.items() if k != "model"}
     started_at = utcnow()
     clock = time.perf_counter()
     try:
-        result = await pool.get(provider).complete(request)
+        result = await pool.get(step.provider).complete(body)
     except ProviderError as exc:
         failed = copy_span(
             span, job.id_map, mode=EXECUTED, input=span_input, model=model, output=None, input_tokens=None,
@@ -271,8 +274,7 @@ async def _execute_llm(
         job.pending.append(failed)
         raise StepFailed(str(exc), index=index, span=span) from None
     duration_ms = _elapsed_ms(clock)
-    output = result.output()
-    subs.add(span.get("output"), output)
+    output = plan.answered(index, result)
     cost = prices.cost(
         result.model or model,
         input_tokens=result.input_tokens,
@@ -281,8 +283,9 @@ async def _execute_llm(
     )
     if cost is None and result.model != model:
         cost = prices.cost(model, input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+    options = plan.options_sent(body)
     metadata_changes = (
-        {"provider": provider, "parameters": parameters} if parameters else {"provider": provider}
+        {"provider": step.provider, "parameters": options} if options else {"provider": step.provider}
     )
     new_span = copy_span(
         span, job.id_map, mode=EXECUTED, input=span_input, model=model, output=output,

@@ -11,7 +11,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ReplayParameters(BaseModel):
-    """Sampling options given to the provider; other provider options pass through as given."""
+    """Request options sent to the provider as given: names of OpenAI Chat Completions or Anthropic
+    Messages options (`retrace_server.providers.parameters`); any other name is refused."""
 
     model_config = ConfigDict(extra="allow")
 

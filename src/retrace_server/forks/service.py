@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.errors import ApiError, not_found
+from retrace_server.errors import ApiError, InvalidInput, not_found
 from retrace_server.forks.diff import diff_traces
 from retrace_server.forks.executions import finish_statements, heartbeat_statements, result_trace_statements
 from retrace_server.forks.models import Fork, ForkRun
@@ -26,6 +26,7 @@ from retrace_server.forks.schemas import ForkCreate, Modifications
 from retrace_server.ingest import Ingestor, SpanPart, TraceWrite
 from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.pagination import Page
+from retrace_server.providers.parameters import unknown_parameters
 from retrace_server.traces import service as traces_service
 
 # A running replay refreshes its heartbeat at every step and every HEARTBEAT_S while it waits on
@@ -80,12 +81,25 @@ class Execution:
 
 
 def _parameters(mods: Modifications) -> dict[str, Any]:
-    return mods.parameters.as_dict() if mods.parameters is not None else {}
+    """The fork's provider options; a name no provider protocol has is refused, not ignored."""
+    if mods.parameters is None:
+        return {}
+    given = mods.parameters.as_dict()
+    unknown = unknown_parameters(given)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise InvalidInput(
+            f"parameters: unknown parameter{'s' if len(unknown) > 1 else ''} {names}; a fork sets request "
+            "options of the OpenAI Chat Completions or Anthropic Messages API (temperature, top_p, top_k, "
+            "max_tokens, stop, seed, tools, tool_choice, response_format, ...)"
+        )
+    return given
 
 
 async def create(db: Database, *, user_id: str, payload: ForkCreate) -> dict[str, Any]:
     now = utcnow()
     fork_id = str(uuid.uuid4())
+    parameters = _parameters(payload)
     try:
         has_span = await traces_service.has_span(
             db, user_id=user_id, trace_id=payload.trace_id, span_id=payload.fork_point_span_id
@@ -106,7 +120,7 @@ async def create(db: Database, *, user_id: str, payload: ForkCreate) -> dict[str
                 "status": "created",
                 "modified_input": payload.modified_input,
                 "model": payload.model,
-                "parameters": _parameters(payload),
+                "parameters": parameters,
                 "created_at": now,
                 "updated_at": now,
             },
@@ -180,21 +194,20 @@ async def begin_execution(
     """Moves the fork to `running` under a new execution id; 409 while another execution runs."""
     now = utcnow()
     execution_id = str(uuid.uuid4())
+    given = overrides.model_fields_set if overrides is not None else set()
+    override_parameters = _parameters(overrides) if overrides is not None and "parameters" in given else None
     async with db.write() as session:
         fork = (
             await session.execute(select(Fork).where(Fork.id == fork_id, Fork.user_id == user_id))
         ).scalar_one_or_none()
         if fork is None:
             raise not_found("Fork")
-        given = overrides.model_fields_set if overrides is not None else set()
         has_input = "modified_input" in given or fork.modified_input is not None
         modified_input = (
             overrides.modified_input if overrides and "modified_input" in given else fork.modified_input
         )
         model = overrides.model if overrides and "model" in given else fork.model
-        parameters = (
-            _parameters(overrides) if overrides and "parameters" in given else dict(fork.parameters or {})
-        )
+        parameters = override_parameters if override_parameters is not None else dict(fork.parameters or {})
         # A conditional update, so that two requests (or processes) never both start an execution.
         claimed = await session.execute(
             update(Fork)

@@ -25,12 +25,20 @@ class MemoryCreate(BaseModel):
         None, description=f"One of {', '.join(KNOWN_CATEGORIES)}, or a custom category."
     )
     key: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
-        None, description="Unique per scope: storing the same key again updates the entry."
+        None,
+        description=(
+            "Unique per scope: storing the same key again updates the entry; fields the update "
+            "leaves out (category, metadata, confidence, sources) keep their stored values."
+        ),
     )
     metadata: dict[str, Any] | None = None
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    source_trace_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    source_span_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    source_trace_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="One of your traces (400 otherwise)."
+    )
+    source_span_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="A span of `source_trace_id`, when that is given (400 otherwise)."
+    )
 
     _content = field_validator("content")(_not_blank)
 

@@ -18,11 +18,15 @@ from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.embeddings.service import HNSW_DIM, EmbeddingService, pgvector_literal, store_cache_rows
 from retrace_server.embeddings.store import to_blob
-from retrace_server.errors import ApiError, not_found
+from retrace_server.errors import ApiError, Conflict, InvalidInput, NotFound, not_found
 from retrace_server.memory.models import Memory, MemoryVector
 from retrace_server.memory.schemas import MemoryCreate, MemoryFilters, MemorySearch
 from retrace_server.pagination import Page
 from retrace_server.search.lexical import terms
+from retrace_server.traces import service as traces
+
+# What a keyed update keeps from the stored entry when the update does not name it.
+KEPT_UNLESS_NAMED = ("category", "metadata", "confidence", "source_trace_id", "source_span_id")
 
 MEMORY_COLUMNS = (
     Memory.id,
@@ -53,7 +57,8 @@ async def create(
     db: Database, embeddings: EmbeddingService, *, user_id: str, payload: MemoryCreate
 ) -> tuple[dict[str, Any], bool]:
     """Stores an entry; answers (entry, created). Same content in the scope returns the existing
-    entry; the same key in the scope updates that entry."""
+    entry; the same key in the scope updates that entry, changing only the fields it names."""
+    await _check_source(db, user_id=user_id, payload=payload)
     digest = normalised_hash(payload.content)
     vector: np.ndarray | None = None
     cache_rows: dict[str, bytes] = {}
@@ -96,19 +101,21 @@ async def _store(
         if keyed is None and same_content is not None:
             return same_content, False
         if keyed is not None and same_content is not None and same_content["id"] != keyed["id"]:
-            raise ApiError(
-                409,
+            raise Conflict(
                 f"The same content is already stored in scope {payload.scope!r} "
-                f"as memory {same_content['id']}",
+                f"as memory {same_content['id']}"
             )
+        fields = {name: getattr(payload, name) for name in KEPT_UNLESS_NAMED}
+        if keyed is not None:
+            fields.update({n: keyed[n] for n in KEPT_UNLESS_NAMED if n not in payload.model_fields_set})
         values = {
             "content": payload.content,
             "content_hash": digest,
-            "category": payload.category,
-            "metadata_": payload.metadata or {},
-            "confidence": payload.confidence,
-            "source_trace_id": payload.source_trace_id,
-            "source_span_id": payload.source_span_id,
+            "category": fields["category"],
+            "metadata_": fields["metadata"] or {},
+            "confidence": fields["confidence"],
+            "source_trace_id": fields["source_trace_id"],
+            "source_span_id": fields["source_span_id"],
             "updated_at": now,
         }
         if keyed is not None:
@@ -130,7 +137,13 @@ async def _store(
         if vector is not None:
             await store_cache_rows(session, cache_rows)
             await _store_vector(
-                session, embeddings, memory_id=memory_id, user_id=user_id, payload=payload, vector=vector
+                session,
+                embeddings,
+                memory_id=memory_id,
+                user_id=user_id,
+                scope=payload.scope,
+                category=fields["category"],
+                vector=vector,
             )
         stored = await _one(session, Memory.id == memory_id)
         assert stored is not None
@@ -143,7 +156,8 @@ async def _store_vector(
     *,
     memory_id: str,
     user_id: str,
-    payload: MemoryCreate,
+    scope: str,
+    category: str | None,
     vector: np.ndarray,
 ) -> None:
     # A new row (new id) on every write lets other processes' watermarks notice the change.
@@ -153,8 +167,8 @@ async def _store_vector(
         {
             "memory_id": memory_id,
             "user_id": user_id,
-            "scope": payload.scope,
-            "category": payload.category,
+            "scope": scope,
+            "category": category,
             "vector": to_blob(vector),
         },
     )
@@ -163,6 +177,24 @@ async def _store_vector(
             text("UPDATE memory_vectors SET embedding = CAST(:e AS vector) WHERE memory_id = :id"),
             {"e": pgvector_literal(vector), "id": memory_id},
         )
+
+
+async def _check_source(db: Database, *, user_id: str, payload: MemoryCreate) -> None:
+    """A memory may cite only the caller's own trace (and a span of it): another user's trace id
+    is refused exactly like one that does not exist, so nothing about it leaks."""
+    if payload.source_trace_id is None:
+        return
+    try:
+        trace = await traces.get(
+            db, user_id=user_id, trace_id=payload.source_trace_id, spans=payload.source_span_id is not None
+        )
+    except (ApiError, NotFound) as exc:
+        if exc.status != 404:
+            raise
+        raise InvalidInput(f"source_trace_id: you have no trace {payload.source_trace_id!r}") from None
+    span_id = payload.source_span_id
+    if span_id is not None and all(span["id"] != span_id for span in trace["spans"]):
+        raise InvalidInput(f"source_span_id: trace {payload.source_trace_id!r} has no span {span_id!r}")
 
 
 def _filtered(query: Select[Any], *, user_id: str, filters: MemoryFilters) -> Select[Any]:

@@ -1,11 +1,19 @@
-"""What replay asks of an LLM provider, and what it gets back."""
+"""What replay asks of an LLM provider, and what it gets back.
+
+A request is the body the provider's API receives, in that provider's own protocol (`openai`
+Chat Completions or `anthropic` Messages): a replay sends it as built, so a step goes out as the
+provider first received it.
+"""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+ApiProtocol = Literal["openai", "anthropic"]
 
 
 class ProviderError(Exception):
@@ -16,42 +24,50 @@ class ProviderConfigError(ProviderError):
     """A provider is unknown or a setting it needs is missing; the message names the setting."""
 
 
-@dataclass
-class ChatRequest:
-    model: str
-    messages: list[dict[str, Any]]
-    system: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call of an answer: its provider id, the tool's name and its arguments."""
+
+    id: str
+    name: str
+    arguments: Any  # parsed JSON where it parses
+    raw_arguments: str  # as the provider wrote them
 
 
 @dataclass
 class ChatResult:
+    protocol: ApiProtocol
     text: str
-    tool_calls: list[dict[str, Any]]
+    tool_calls: list[ToolCall]
+    # The assistant turn as a later request of the same protocol carries it back.
+    message: dict[str, Any]
     input_tokens: int | None
     output_tokens: int | None
     cached_input_tokens: int
     model: str
 
-    def output(self) -> Any:
-        """The output as recorded on a span: the text, or an assistant message when it calls tools."""
-        if not self.tool_calls:
-            return self.text
-        return {"role": "assistant", "content": self.text, "tool_calls": self.tool_calls}
-
 
 class ChatProvider(Protocol):
-    name: str
+    name: ApiProtocol
 
-    async def complete(self, request: ChatRequest) -> ChatResult: ...
+    async def complete(self, body: dict[str, Any]) -> ChatResult: ...
 
     async def close(self) -> None: ...
+
+
+def parse_arguments(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
 
 
 def split_options(method: Any, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(keyword arguments the SDK method declares, the rest for `extra_body`).
 
-    SDK releases move sampling options in and out of their typed signatures; sending the
+    SDK releases move request options in and out of their typed signatures; sending the
     undeclared ones in the body keeps the request the same whatever the installed version.
     """
     declared = _declared(method)
@@ -62,4 +78,6 @@ def split_options(method: Any, options: dict[str, Any]) -> tuple[dict[str, Any],
 
 @lru_cache(maxsize=16)
 def _declared(method: Any) -> frozenset[str]:
-    return frozenset(inspect.signature(method).parameters)
+    names = set(inspect.signature(method).parameters)
+    # Transport options of the SDK method, never request fields.
+    return frozenset(names - {"self", "extra_body", "extra_headers", "extra_query", "timeout"})

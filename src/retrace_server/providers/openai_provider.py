@@ -6,49 +6,32 @@ from typing import Any
 
 import openai
 
-from retrace_server.providers.base import ChatRequest, ChatResult, ProviderError, split_options
-
-# Sampling and output options the Chat Completions API accepts; others recorded on a span are dropped.
-OPENAI_PARAMETERS = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "presence_penalty",
-        "frequency_penalty",
-        "seed",
-        "n",
-        "logit_bias",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "reasoning_effort",
-        "user",
-    }
+from retrace_server.providers.base import (
+    ApiProtocol,
+    ChatResult,
+    ProviderError,
+    ToolCall,
+    parse_arguments,
+    split_options,
 )
 
 
 class OpenAIProvider:
-    name = "openai"
+    name: ApiProtocol = "openai"
 
     def __init__(self, *, api_key: str, base_url: str | None, timeout_s: float, max_retries: int) -> None:
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        messages = list(request.messages)
-        if request.system:
-            messages.insert(0, {"role": "system", "content": request.system})
-        options = {k: v for k, v in request.parameters.items() if k in OPENAI_PARAMETERS and v is not None}
+    async def complete(self, body: dict[str, Any]) -> ChatResult:
+        """Sends `body`, a Chat Completions request, as it is."""
+        options = {k: v for k, v in body.items() if k not in ("model", "messages")}
         known, extra = split_options(type(self._client.chat.completions).create, options)
         try:
             response = await self._client.chat.completions.create(
-                model=request.model,
-                messages=messages,  # type: ignore[arg-type]
+                model=body["model"],
+                messages=body["messages"],
                 extra_body=extra or None,
                 **known,
             )
@@ -59,18 +42,37 @@ class OpenAIProvider:
         if not response.choices:
             raise ProviderError("OpenAI API answered without choices")
         message = response.choices[0].message
-        tool_calls = [call.model_dump(exclude_none=True) for call in (message.tool_calls or [])]
+        calls = [
+            ToolCall(
+                id=call.id,
+                name=call.function.name,
+                arguments=parse_arguments(call.function.arguments),
+                raw_arguments=call.function.arguments,
+            )
+            for call in (message.tool_calls or [])
+            if call.type == "function"
+        ]
+        turn: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if message.refusal is not None:
+            turn["refusal"] = message.refusal
+        if calls:
+            turn["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
+                for c in calls
+            ]
         usage = response.usage
         cached = 0
         if usage is not None and usage.prompt_tokens_details is not None:
             cached = usage.prompt_tokens_details.cached_tokens or 0
         return ChatResult(
+            protocol="openai",
             text=message.content or "",
-            tool_calls=tool_calls,
+            tool_calls=calls,
+            message=turn,
             input_tokens=usage.prompt_tokens if usage else None,
             output_tokens=usage.completion_tokens if usage else None,
             cached_input_tokens=cached,
-            model=response.model or request.model,
+            model=response.model or str(body["model"]),
         )
 
     async def close(self) -> None:

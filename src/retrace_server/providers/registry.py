@@ -25,18 +25,42 @@ PROVIDER_TIMEOUT_S = 120.0
 PROVIDER_MAX_RETRIES = 2
 
 
-def provider_name(*, provider: str | None, model: str | None) -> str:
-    """`openai` or `anthropic`, from the span's recorded provider, else from the model name."""
+# Names the official Retrace SDK gives the LLM spans it records, by the protocol they spoke.
+SDK_SPAN_NAMES = {
+    "openai.chat.completions.create": "openai",
+    "anthropic.messages.create": "anthropic",
+    "retrace.ai.generate": "gemini",
+}
+GEMINI = frozenset({"gemini", "google", "google_genai", "vertex", "vertex_ai", "vertexai"})
+GEMINI_UNSUPPORTED = (
+    "Gemini calls are not replayed on the server: the official SDK records their `contents` as "
+    "text, so the request Gemini received cannot be rebuilt; replay the fork in your agent "
+    "(`mode: agent`)"
+)
+
+
+def provider_name(*, provider: str | None, model: str | None, span_name: str | None = None) -> str:
+    """`openai` or `anthropic`: from the recorded provider, else the SDK's span name, else the model.
+
+    Raises ProviderConfigError for a provider replay cannot speak (Gemini, or an unknown name).
+    """
     if provider:
         key = provider.strip().lower()
         if key in OPENAI_COMPATIBLE:
             return "openai"
         if key in ANTHROPIC:
             return "anthropic"
+        if key in GEMINI:
+            raise ProviderConfigError(GEMINI_UNSUPPORTED)
         raise ProviderConfigError(
             f"unknown provider {provider!r}: replay supports OpenAI-compatible endpoints "
             "(set metadata.provider to 'openai' and RETRACE_OPENAI_BASE_URL) and Anthropic ('anthropic')"
         )
+    by_name = SDK_SPAN_NAMES.get(span_name or "")
+    if by_name == "gemini":
+        raise ProviderConfigError(GEMINI_UNSUPPORTED)
+    if by_name:
+        return by_name
     if model and model.split("/")[-1].lower().startswith("claude"):
         return "anthropic"
     # Any other model is served through the OpenAI-compatible endpoint (OpenAI, vLLM, Ollama...).

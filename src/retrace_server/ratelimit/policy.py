@@ -10,8 +10,12 @@ from retrace_server.config import Settings
 RequestKind = Literal["read", "write"]
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Searches are POSTs only because their queries are bodies; they change nothing.
-_READ_POST_PATHS = frozenset({"/api/v1/search", "/api/v1/memory/search"})
+# Searches and the tape preview are POSTs only because their questions are bodies; they change
+# nothing. The guardrail check is a question the SDK asks after every step: counted as a write it
+# would spend a plan's writes many times faster than the traces it guards.
+_READ_POST_PATHS = frozenset(
+    {"/api/v1/search", "/api/v1/memory/search", "/api/v1/tapes/preview", "/api/v1/enforcement/check"}
+)
 
 
 def request_kind(method: str, path: str) -> RequestKind:

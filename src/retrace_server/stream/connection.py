@@ -31,7 +31,7 @@ MAX_BATCH = 200
 # Frames read but not yet stored; beyond this the reader waits, and TCP slows the client down.
 INBOX_SIZE = 2000
 IDLE_CLOSE = 4008
-_AUTH_HELP = 'the first frame must be {"type": "auth", "api_key": "rt_live_..."}'
+_AUTH_HELP = 'the first frame must be {"type": "auth", "api_key": "rt_..."}'
 
 
 class StreamConnection:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from retrace_server.db import faults
 from retrace_server.errors import describe_validation_errors
 from retrace_server.traces.schemas import (
     Count,
@@ -146,4 +147,25 @@ def error(message: str, *, seq: int | None = None) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "error": message}
     if seq is not None:
         frame["seq"] = seq
+    return frame
+
+
+FAULT_CLOSE_CODE = 1013
+"""`Try Again Later`: closing a stream with it after a fault frame makes the official SDK reconnect,
+and on reconnecting it re-sends every frame the server has not acknowledged."""
+# The official SDK (`retrace.errors.classify_server_signal`) treats an error frame as retryable only
+# when its text holds "Rate limit" (and not "limit reached", which means credits are exhausted).
+_RETRYABLE_PREFIX = "Rate limit: the server cannot store frames for now"
+
+
+def fault_error_frame(exc: BaseException, *, seq: int | None = None) -> dict[str, Any] | None:
+    """The error frame for a database fault (unavailable, disk full), one the official SDK reports
+    as retryable (`rate_limited`); None when `exc` is no such fault. The fault is logged once per
+    outage. Nothing was stored and no ack is sent, so the SDK keeps the frame to re-send."""
+    fault = faults.surface(exc)
+    if fault is None:
+        return None
+    frame = error(f"{_RETRYABLE_PREFIX}. {fault.message}", seq=seq)
+    frame["code"] = "disk_full" if isinstance(fault, faults.DiskFull) else "database_unavailable"
+    frame["retry_after"] = int(fault.headers["Retry-After"])
     return frame

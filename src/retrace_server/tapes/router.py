@@ -9,10 +9,11 @@ from retrace_server.body import body_schema, parse_body
 from retrace_server.deps import DbDep, SettingsDep
 from retrace_server.errors import ApiError
 from retrace_server.jsonutil import JsonResponse, list_envelope
+from retrace_server.openapi import error_responses
 from retrace_server.pagination import PageDep
 from retrace_server.ratelimit import ip_rate_limit
 from retrace_server.tapes import service
-from retrace_server.tapes.schemas import TapeCreate
+from retrace_server.tapes.schemas import TapeCreate, TapePreviewRequest, TapeRedactionPreview
 
 router = APIRouter(prefix="/api/v1/tapes", tags=["tapes"])
 
@@ -52,6 +53,26 @@ async def create_tape(request: Request, user: UserDep, db: DbDep, settings: Sett
     payload = await parse_body(request, TapeCreate)
     tape = await service.create(db, user_id=user.id, payload=payload, public_url=settings.public_url)
     return JsonResponse(tape, status_code=201)
+
+
+@router.post(
+    "/preview",
+    summary="Count what publishing a trace would redact, without publishing it",
+    description=(
+        "Runs the redaction `POST /api/v1/tapes` would run over the trace and its spans and answers "
+        "how many values it would replace, per kind. Nothing is stored."
+    ),
+    response_model=TapeRedactionPreview,
+    responses=error_responses(400, 401, 404, 413, 415, 429, e404="No such trace for this user"),
+    openapi_extra=body_schema(TapePreviewRequest),
+)
+async def preview_tape(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
+    payload = await parse_body(request, TapePreviewRequest)
+    redactions = await service.preview_redactions(
+        db, user_id=user.id, trace_id=payload.trace_id, redact_patterns=payload.redact_patterns
+    )
+    preview = TapeRedactionPreview(redacted_count=sum(redactions.values()), redactions=redactions)
+    return JsonResponse(preview.model_dump())
 
 
 @router.get(

@@ -16,13 +16,31 @@ from retrace_server.errors import ApiError, not_found
 from retrace_server.jsonutil import dumps
 from retrace_server.pagination import Page
 from retrace_server.tapes.models import Tape
-from retrace_server.tapes.redaction import make_redactor
+from retrace_server.tapes.redaction import Redactor, make_redactor
 from retrace_server.tapes.schemas import TapeCreate
 from retrace_server.traces import service as traces
 
 # 12 random bytes: 16 URL-safe characters, 96 bits, not guessable.
 SLUG_BYTES = 12
-REDACTED_FIELDS = ("input", "output", "metadata", "error")
+# Every other field of the trace and its spans is redacted (names, models, session ids, errors,
+# payloads, and any field added later): these only hold ids, times, kinds and figures, and the
+# ids must stay intact for the tape's spans to form their tree.
+STRUCTURAL_FIELDS = frozenset(
+    {
+        "id",
+        "trace_id",
+        "parent_id",
+        "agent_id",
+        "parent_agent_id",
+        "span_type",
+        "status",
+        "lossy",
+        "started_at",
+        "ended_at",
+        "created_at",
+        "updated_at",
+    }
+)
 
 SUMMARY_COLUMNS = (
     Tape.slug,
@@ -48,25 +66,43 @@ def _summary(row: Any, public_url: str) -> dict[str, Any]:
     return tape
 
 
+def _redact_record(redactor: Redactor, record: dict[str, Any]) -> None:
+    for field, value in record.items():
+        if field not in STRUCTURAL_FIELDS:
+            record[field] = redactor.redact(value)
+
+
 def _frozen_snapshot(
-    trace: dict[str, Any], payload: TapeCreate
+    trace: dict[str, Any], *, redact: bool, redact_patterns: list[str]
 ) -> tuple[dict[str, Any], list[Any], dict[str, int]]:
     """The trace and spans as plain JSON (timestamps already as text), redacted unless refused."""
     plain = orjson.loads(dumps(trace))
     spans = plain.pop("spans")
-    if not payload.redact:
+    if not redact:
         return plain, spans, {}
-    redactor = make_redactor(payload.redact_patterns)
+    redactor = make_redactor(redact_patterns)
     for record in (plain, *spans):
-        for field in REDACTED_FIELDS:
-            record[field] = redactor.redact(record.get(field))
+        _redact_record(redactor, record)
     return plain, spans, dict(redactor.counts)
+
+
+async def preview_redactions(
+    db: Database, *, user_id: str, trace_id: str, redact_patterns: list[str] | None = None
+) -> dict[str, int]:
+    """What publishing the trace would redact, per kind; nothing is stored."""
+    trace = await traces.get(db, user_id=user_id, trace_id=trace_id)
+    _, _, redactions = await asyncio.to_thread(
+        _frozen_snapshot, trace, redact=True, redact_patterns=redact_patterns or []
+    )
+    return redactions
 
 
 async def create(db: Database, *, user_id: str, payload: TapeCreate, public_url: str) -> dict[str, Any]:
     trace = await traces.get(db, user_id=user_id, trace_id=payload.trace_id)
     # Redacting a large trace is CPU work: keep it off the event loop.
-    snapshot, spans, redactions = await asyncio.to_thread(_frozen_snapshot, trace, payload)
+    snapshot, spans, redactions = await asyncio.to_thread(
+        _frozen_snapshot, trace, redact=payload.redact, redact_patterns=payload.redact_patterns
+    )
     values = {
         "user_id": user_id,
         "trace_id": payload.trace_id,

@@ -1,0 +1,63 @@
+"""A user's enabled policies, kept in memory per process and reloaded when their revision moves.
+
+Every policy change bumps the user's row in `enforcement_policy_sets` in the same transaction, so
+one indexed read tells a process whether the rules it holds are current, in every process.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrace_server.db.upsert import insert_for
+from retrace_server.enforcement.models import Policy, PolicySet
+from retrace_server.enforcement.rules import Rule, RuleSet
+
+_MAX_CACHED_USERS = 4096
+_cache: OrderedDict[tuple[str, str], RuleSet] = OrderedDict()
+
+
+async def rules_for(session: AsyncSession, *, database: str, user_id: str) -> RuleSet | None:
+    """The user's enabled policies, or None when they have none (the common, cheapest case)."""
+    row = (
+        await session.execute(
+            select(PolicySet.revision, PolicySet.enabled).where(PolicySet.user_id == user_id)
+        )
+    ).first()
+    if row is None or row.enabled == 0:
+        return None
+    key = (database, user_id)
+    cached = _cache.get(key)
+    if cached is not None and cached.revision == row.revision:
+        _cache.move_to_end(key)
+        return cached
+    policies = await session.execute(
+        select(Policy)
+        .where(Policy.user_id == user_id, Policy.enabled.is_(True))
+        .order_by(Policy.created_at, Policy.id)
+    )
+    rules = RuleSet(revision=row.revision, rules=tuple(Rule.from_row(p) for p in policies.scalars()))
+    _cache[key] = rules
+    _cache.move_to_end(key)
+    while len(_cache) > _MAX_CACHED_USERS:
+        _cache.popitem(last=False)
+    return rules
+
+
+async def bump_revision(session: AsyncSession, dialect: str, *, user_id: str) -> None:
+    """Called in the transaction of every policy change."""
+    enabled = (
+        select(func.count())
+        .select_from(Policy)
+        .where(Policy.user_id == user_id, Policy.enabled.is_(True))
+        .scalar_subquery()
+    )
+    insert = insert_for(dialect)(PolicySet).values(user_id=user_id, revision=1, enabled=enabled)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[PolicySet.user_id],
+            set_={"revision": PolicySet.revision + 1, "enabled": insert.excluded.enabled},
+        )
+    )

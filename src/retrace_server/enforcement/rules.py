@@ -1,0 +1,198 @@
+"""What each policy kind decides, given a run's counted usage. Pure: no database, no clock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from retrace_server.enforcement.schemas import DEFAULT_HOLD_TIMEOUT_S
+
+TOOL_KEY_SEPARATOR = "\x1f"
+
+
+def hash_tool_args(args: Any) -> str:
+    """The official SDK's hash of a tool's arguments (`retrace.enforcement.hash_tool_args`), so a
+    stored tool span and the check the SDK sent for it name the same arguments."""
+    try:
+        serialized = args if isinstance(args, str) else json.dumps(args, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        serialized = str(args)
+    return hashlib.sha256(serialized.encode("utf-8")).hexdigest()[:32]
+
+
+def tool_key(tool_name: str, args_hash: str | None) -> str:
+    """One tool called with one set of arguments (its hash), as the loop counters know it."""
+    return f"{tool_name}{TOOL_KEY_SEPARATOR}{args_hash or ''}"
+
+
+def tool_of_key(key: str) -> str:
+    return key.split(TOOL_KEY_SEPARATOR, 1)[0]
+
+
+def period_start(period: str, now: datetime) -> str:
+    """The UTC day (`2026-12-01`) or month (`2026-12`) that `now` falls in."""
+    return now.strftime("%Y-%m-%d") if period == "day" else now.strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An enabled policy, ready to judge runs."""
+
+    id: str
+    name: str
+    kind: str
+    action: str
+    project_id: str | None
+    trace_name: str | None
+    spec: Mapping[str, Any]
+    tools: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Rule:
+        spec = dict(row.spec or {})
+        return cls(
+            id=row.id,
+            name=row.name,
+            kind=row.kind,
+            action=row.action,
+            project_id=row.project_id,
+            trace_name=row.trace_name,
+            spec=spec,
+            tools=frozenset(spec.get("tools") or ()),
+        )
+
+    def applies_to(self, *, project_id: str | None, trace_name: str | None) -> bool:
+        """A narrowed policy applies only once the run is known to be of its project and name."""
+        if self.project_id is not None and project_id != self.project_id:
+            return False
+        return self.trace_name is None or trace_name == self.trace_name
+
+    @property
+    def timeout_s(self) -> int:
+        return int(self.spec.get("timeout_s") or DEFAULT_HOLD_TIMEOUT_S)
+
+    @property
+    def on_timeout(self) -> str:
+        return str(self.spec.get("on_timeout") or "deny")
+
+    def scope(self, now: datetime) -> str:
+        """The spend a period budget watches now: `day|<project>|<trace name>@2026-12-01`."""
+        period = str(self.spec["period"])
+        return f"{period}|{self.project_id or '*'}|{self.trace_name or '*'}@{period_start(period, now)}"
+
+
+def scope_identity(scope: str) -> str:
+    """A scope without its period start: what a run has been counted into, across midnight."""
+    return scope.rpartition("@")[0]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A user's enabled policies at one revision of their policy set."""
+
+    revision: int
+    rules: tuple[Rule, ...]
+
+    @property
+    def needs_trace_name(self) -> bool:
+        return any(rule.trace_name is not None for rule in self.rules)
+
+    @property
+    def needs_project(self) -> bool:
+        return any(rule.project_id is not None for rule in self.rules)
+
+    def applicable(self, *, project_id: str | None, trace_name: str | None) -> list[Rule]:
+        return [r for r in self.rules if r.applies_to(project_id=project_id, trace_name=trace_name)]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A run's counted usage, with the counters of the period scopes and tools asked about."""
+
+    steps: int
+    tokens: int
+    usd: float
+    periods: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    tool_counts: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trip:
+    rule: Rule
+    reason: str
+
+
+def _money(value: float) -> str:
+    return "$" + (f"{value:.6f}".rstrip("0").rstrip(".") or "0")
+
+
+def _over(value: float, ceiling: Any) -> bool:
+    return ceiling is not None and value > ceiling
+
+
+def budget_trip(rule: Rule, usage: Usage, now: datetime) -> Trip | None:
+    """run_budget and period_budget: a ceiling is broken once usage goes over it."""
+    spec = rule.spec
+    if rule.kind == "run_budget":
+        if _over(usage.usd, spec.get("max_usd")):
+            return _trip(rule, f"the run cost {_money(usage.usd)}, over max_usd {_money(spec['max_usd'])}")
+        if _over(usage.tokens, spec.get("max_tokens")):
+            return _trip(rule, f"the run used {usage.tokens} tokens, over max_tokens {spec['max_tokens']}")
+        if _over(usage.steps, spec.get("max_steps")):
+            return _trip(rule, f"the run took {usage.steps} steps, over max_steps {spec['max_steps']}")
+        return None
+    if rule.kind == "period_budget":
+        tokens, usd = usage.periods.get(rule.scope(now), (0, 0.0))
+        when = "today" if spec["period"] == "day" else "this month"
+        if _over(usd, spec.get("max_usd")):
+            return _trip(rule, f"spend {when} is {_money(usd)}, over max_usd {_money(spec['max_usd'])}")
+        if _over(tokens, spec.get("max_tokens")):
+            return _trip(rule, f"{tokens} tokens used {when}, over max_tokens {spec['max_tokens']}")
+    return None
+
+
+def loop_trip(rule: Rule, tool_counts: Mapping[str, int]) -> Trip | None:
+    limit = int(rule.spec["max_repeats"])
+    for key, count in tool_counts.items():
+        if count > limit:
+            return _trip(
+                rule,
+                f"tool {tool_of_key(key)!r} was called {count} times with the same arguments, "
+                f"over max_repeats {limit}",
+            )
+    return None
+
+
+def tool_trip(rule: Rule, tool_names: Iterable[str]) -> Trip | None:
+    """tool_deny and tool_approval: the run calls one of the listed tools."""
+    for name in tool_names:
+        if name in rule.tools:
+            if rule.kind == "tool_deny":
+                return _trip(rule, f"tool {name!r} is denied")
+            return _trip(rule, f"tool {name!r} needs approval")
+    return None
+
+
+def _trip(rule: Rule, detail: str) -> Trip:
+    return Trip(rule=rule, reason=f"Policy {rule.name!r} ({rule.kind}): {detail}")
+
+
+def trips(rules: Iterable[Rule], usage: Usage, *, tool_names: Iterable[str], now: datetime) -> list[Trip]:
+    """Every rule the usage breaks, in policy order."""
+    names = list(tool_names)
+    found = []
+    for rule in rules:
+        trip: Trip | None
+        if rule.kind in ("run_budget", "period_budget"):
+            trip = budget_trip(rule, usage, now)
+        elif rule.kind == "tool_loop":
+            trip = loop_trip(rule, usage.tool_counts)
+        else:
+            trip = tool_trip(rule, names)
+        if trip is not None:
+            found.append(trip)
+    return found
