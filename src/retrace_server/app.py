@@ -34,6 +34,7 @@ from retrace_server.jsonutil import JsonResponse
 from retrace_server.memory.router import router as memory_router
 from retrace_server.middleware import RequestContextMiddleware
 from retrace_server.openapi import install_openapi
+from retrace_server.otlp import router as otlp_router
 from retrace_server.pricing import price_table
 from retrace_server.ratelimit.enforce import close_rate_limits, make_rate_limits
 from retrace_server.schemas import Answer
@@ -117,7 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.jwt = JwtVerifier(settings)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        own_body_paths=otlp_router.OWN_BODY_PATHS,
+    )
 
     @app.get("/health", summary="Liveness probe", tags=["meta"], response_model=Health)
     async def health(request: Request) -> JsonResponse:
@@ -139,4 +144,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_api_docs(app)
     install_openapi(app, security_schemes=SECURITY_SCHEMES)
     install_web(app)
+    app.include_router(otlp_router.router)
     return app

@@ -40,9 +40,13 @@ def _is_json_content_type(value: str) -> bool:
 class RequestContextMiddleware:
     """Every response carries `x-request-id` and is logged once; failures keep the error envelope."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, own_body_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Routes that check their body's type and size themselves, to answer in their own protocol.
+        self.own_body_paths = own_body_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -71,6 +75,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if scope["path"] in self.own_body_paths:
+                await self.app(scope, receive, send_with_id)
+                return
             problem = self._check_request(scope)
             if problem is not None:
                 await self._send_error(send_with_id, *problem)

@@ -9,6 +9,8 @@ FastAPI's resolution of each dependency costs about half as much as a whole triv
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -68,20 +70,46 @@ async def identify(conn: HTTPConnection) -> CurrentUser | None:
     if not key and not authorization:
         return None
     db: Database = conn.app.state.db
+    token = None
+    if not key:
+        assert authorization is not None
+        key, token = _authorization_credentials(authorization)
+        if key is None and token is None:
+            raise await _refused(
+                conn,
+                "Authorization header must be `Bearer <key or jwt>`, or `Basic` with the key as password",
+            )
     if key:
         user = await _user_from_key(db, key)
         if user is None:
             raise await _refused(conn, "Invalid API key")
         return user
-    assert authorization is not None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise await _refused(conn, "Authorization header must be `Bearer <jwt>`")
+    assert token is not None
     try:
-        claims = await conn.app.state.jwt.verify(token.strip())
+        claims = await conn.app.state.jwt.verify(token)
     except Unauthenticated as exc:
         raise await _refused(conn, exc.message) from None
     return await _user_from_claims(db, claims["sub"])
+
+
+def _authorization_credentials(authorization: str) -> tuple[str | None, str | None]:
+    """(API key, JWT) from an Authorization header. OpenTelemetry exporters send keys as
+    `Bearer <key>` (OTEL_EXPORTER_OTLP_HEADERS) and the Langfuse SDK as the password of `Basic`
+    credentials; a bearer token with three dot-separated parts is a JWT."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
+        return None, None
+    if scheme.lower() == "bearer":
+        return (None, credentials) if credentials.count(".") == 2 else (credentials, None)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None
+        password = decoded.partition(":")[2]
+        return (password, None) if password else (None, None)
+    return None, None
 
 
 async def _refused(conn: HTTPConnection, message: str) -> DomainError:

@@ -96,9 +96,57 @@ class TraceIndex:
         # A `tool_result` span holds the text the model was sent; a tool span's output is the next best.
         for call_id, result in call_outputs.items():
             self.results.setdefault(call_id, result)
+        self._calls_from_answers()
+
+    def _calls_from_answers(self) -> None:
+        """Recorders that keep the assistant's tool calls in the LLM span's output (OpenTelemetry
+        instrumentations) run the tools in spans under the agent, not the LLM span: the output
+        says which step made each call."""
+        for i in self.llm_steps:
+            span = self.spans[i]
+            output = span.get("output")
+            calls = output.get("tool_calls") if isinstance(output, dict) else None
+            if not isinstance(calls, list) or span["id"] in self.calls_by_parent:
+                continue
+            made = []
+            for entry in calls:
+                function = entry.get("function") if isinstance(entry, dict) else None
+                if not isinstance(function, dict) or not entry.get("id"):
+                    continue
+                call_id = str(entry["id"])
+                recorded = self.calls.get(call_id)
+                if recorded is not None and recorded.parent_id in self.calls_by_parent:
+                    siblings = self.calls_by_parent[recorded.parent_id]
+                    siblings.remove(recorded)
+                    if not siblings:
+                        del self.calls_by_parent[recorded.parent_id]
+                arguments = (
+                    recorded.arguments
+                    if recorded is not None
+                    else _parse_arguments(function.get("arguments"))
+                )
+                call = RecordedCall(
+                    id=call_id,
+                    name=str(function.get("name") or "tool"),
+                    arguments=arguments,
+                    parent_id=span["id"],
+                )
+                self.calls[call_id] = call
+                made.append(call)
+            if made:
+                self.calls_by_parent[span["id"]] = made
 
     def llm_before(self, step: int) -> list[int]:
         return self.llm_steps[: bisect.bisect_left(self.llm_steps, step)]
+
+
+def _parse_arguments(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
 
 
 def _call_id(span: dict[str, Any]) -> str | None:
