@@ -21,6 +21,7 @@ from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.embeddings.lifecycle import indexing_status, start_embeddings, stop_embeddings
 from retrace_server.embeddings.schemas import IndexingStatus
+from retrace_server.enforcement import quota
 from retrace_server.enforcement import service as enforcement_service
 from retrace_server.enforcement.router import router as enforcement_router
 from retrace_server.errors import install_error_handlers
@@ -69,6 +70,7 @@ class Health(Answer):
 def _ingestor(db: Database, settings: Settings) -> Ingestor:
     """The process's one writer of traces, with what higher domains do when a trace is stored."""
     ingestor = Ingestor(db, prices=price_table(settings.model_prices))
+    ingestor.admission_hooks.append(quota.admission_hook(db, settings))
     ingestor.stored_hooks.append(forks_hooks.on_trace_stored)
     ingestor.committed_hooks.append(enforcement_service.backstop_hook(db))
     ingestor.committed_hooks.append(baselines_service.completion_hook(db, settings))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from retrace_server.baselines import service
 from retrace_server.db.engine import Database
-from retrace_server.ingest import WriteOutcome
+from retrace_server.ingest import TraceWrite, WriteOutcome
 from retrace_server.traces.models import Trace
 from tests.support.server import ApiUser, RunningServer
 
@@ -230,6 +230,7 @@ def test_the_completion_hook_compares_ended_traces_in_the_background(
         hook = service.completion_hook(db, server.settings)
         await hook(
             alice.id,
+            [TraceWrite(trace_id=ended, mode="update"), TraceWrite(trace_id=running, mode="update")],
             [
                 WriteOutcome(trace_id=ended, trace={"id": ended, "status": "completed"}),
                 WriteOutcome(trace_id=running, trace={"id": running, "status": "running"}),

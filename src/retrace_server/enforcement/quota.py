@@ -11,12 +11,14 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
+from retrace_server.auth.models import User
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
 from retrace_server.enforcement.models import QuotaAdmission, QuotaUsage
 from retrace_server.errors import PaymentRequired
+from retrace_server.ingest import AdmissionHook, TraceWrite
 
 
 class QuotaExceeded(PaymentRequired):
@@ -120,3 +122,22 @@ async def get_usage(db: Database, *, settings: Settings, user_id: str, tier: str
         "limit": monthly_limit(settings, tier),
         "resets_at": _next_month(now),
     }
+
+
+def admission_hook(db: Database, settings: Settings) -> AdmissionHook:
+    """For `Ingestor.admission_hooks`: a new trace counts against its owner's monthly quota. The
+    write's context names the owner's plan (`tier`) where the caller knows it; else it is read."""
+
+    async def admit(user_id: str, write: TraceWrite) -> None:
+        if monthly_limit(settings, "free") is None and monthly_limit(settings, "pro") is None:
+            return
+        tier = write.context.get("tier") or await _tier_of(db, user_id=user_id)
+        await admit_trace(db, settings=settings, user_id=user_id, tier=tier, trace_id=write.trace_id)
+
+    return admit
+
+
+async def _tier_of(db: Database, *, user_id: str) -> str:
+    async with db.read() as session:
+        tier = (await session.execute(select(User.tier).where(User.id == user_id))).scalar()
+    return str(tier or "free")

@@ -17,7 +17,7 @@ from retrace_server.ingest.contract import (
     WriteOutcome,
 )
 from retrace_server.ingest.rows import ID_RULE, check_id, encode_span, id_problem
-from retrace_server.ingest.service import CommittedHook, Ingestor, api_trace
+from retrace_server.ingest.service import AdmissionHook, CommittedHook, Ingestor, api_trace
 from retrace_server.ingest.store import StoredHook, StoredTrace
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SPAN_END_FIELDS",
     "SPAN_FIELDS",
     "TRACE_FIELDS",
+    "AdmissionHook",
     "CommittedHook",
     "Ingestor",
     "SpanPart",

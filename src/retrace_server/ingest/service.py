@@ -28,6 +28,10 @@ from retrace_server.pricing import PriceTable
 
 log = logging.getLogger("retrace_server.ingest")
 
+AdmissionHook = Callable[[str, TraceWrite], Awaitable[None]]
+"""Asked with the user id before a new trace (a write in `create` mode) is stored; raising a
+`DomainError` refuses that write (the plan's monthly quota)."""
+
 CommittedHook = Callable[[str, list[TraceWrite], list[WriteOutcome]], Awaitable[None]]
 """Runs after a write commits, with the user id, the writes and their outcomes (in the same order);
 it may add `notes` to outcomes; its errors are logged only."""
@@ -39,6 +43,7 @@ class Ingestor:
     def __init__(self, db: Database, *, prices: PriceTable) -> None:
         self.db = db
         self.prices = prices
+        self.admission_hooks: list[AdmissionHook] = []
         self.stored_hooks: list[StoredHook] = []
         self.committed_hooks: list[CommittedHook] = []
 
@@ -48,6 +53,9 @@ class Ingestor:
         refused: dict[int, WriteOutcome] = {}
         for index, write in enumerate(writes):
             try:
+                if write.mode == "create":
+                    for admit in self.admission_hooks:
+                        await admit(user_id, write)
                 prepared.append(prepare(write))
             except DomainError as exc:
                 refused[index] = WriteOutcome(trace_id=write.trace_id, error=exc)

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
-from retrace_server.deps import DbDep, SettingsDep
-from retrace_server.enforcement import quota
+from retrace_server.deps import DbDep
 from retrace_server.ingest.dependencies import IngestDep
 from retrace_server.jsonutil import JsonResponse, list_envelope
 from retrace_server.openapi import error_responses
@@ -37,14 +36,9 @@ router = APIRouter(prefix="/api/v1/traces", tags=["traces"])
     ),
     openapi_extra=body_schema(TraceCreate),
 )
-async def create_trace(
-    request: Request, user: UserDep, ingest: IngestDep, settings: SettingsDep
-) -> JsonResponse:
+async def create_trace(request: Request, user: UserDep, ingest: IngestDep) -> JsonResponse:
     payload = await parse_body(request, TraceCreate)
-    await quota.admit_trace(
-        ingest.db, settings=settings, user_id=user.id, tier=user.tier, trace_id=payload.id
-    )
-    trace = await service.create(ingest, user_id=user.id, payload=payload)
+    trace = await service.create(ingest, user_id=user.id, tier=user.tier, payload=payload)
     return JsonResponse(trace, status_code=201)
 
 
