@@ -27,6 +27,7 @@ from tests.fakes.dodo_server import FakeDodoServer
 from tests.fakes.llm_server import FAIL_MARKER, FakeLLMServer
 from tests.forks.agent import run_travel_agent
 from tests.forks.conftest import provider_settings, wait_until_finished
+from tests.otlp import bodies as otlp
 from tests.support.server import ApiUser, RunningServer, create_user, running_server
 
 DODO_KEY = "dodo_answers_key"
@@ -223,6 +224,107 @@ def test_billing(everything: RunningServer, check: AnswerChecker, user: ApiUser)
     )
     assert applied["outcome"] == "applied"
     check(user.client.post("/api/v1/billing/portal"), 200)
+
+
+def test_enforcement(check: AnswerChecker, user: ApiUser) -> None:
+    policies = "/api/v1/enforcement/policies"
+    approval = check(
+        user.client.post(policies, json={"name": "refunds", "kind": "tool_approval", "tools": ["refund"]}),
+        201,
+    )
+    budget = check(
+        user.client.post(policies, json={"name": "budget", "kind": "run_budget", "max_tokens": 50}), 201
+    )
+    check(user.client.get(policies), 200)
+    check(user.client.get(f"{policies}/{budget['id']}"), 200)
+    check(user.client.patch(f"{policies}/{budget['id']}", json={"max_tokens": 60}), 200)
+    run = str(uuid.uuid4())
+    held = check(
+        user.client.post(
+            "/api/v1/enforcement/check", json={"run_id": run, "span_id": "r1", "tool_name": "refund"}
+        ),
+        200,
+    )
+    assert held["verdict"] == "hold"
+    check(user.client.get("/api/v1/enforcement/holds", params={"status": "pending"}), 200)
+    check(user.client.get(f"/api/v1/enforcement/holds/{held['hold_id']}"), 200)
+    check(user.client.post(f"/api/v1/enforcement/holds/{held['hold_id']}/approve", json={"note": "ok"}), 200)
+    second = check(
+        user.client.post(
+            "/api/v1/enforcement/check", json={"run_id": run, "span_id": "r2", "tool_name": "refund"}
+        ),
+        200,
+    )
+    check(user.client.post(f"/api/v1/enforcement/holds/{second['hold_id']}/deny"), 200)
+    spans = [
+        {"id": f"s{i}", "span_type": "llm_call", "name": "plan", "input_tokens": 40, "output_tokens": 5}
+        for i in range(2)
+    ]
+    check(user.client.post("/api/v1/traces", json={"id": run, "name": "over budget", "spans": spans}), 201)
+    breaches = check(user.client.get("/api/v1/enforcement/breaches", params={"trace_id": run}), 200)
+    assert [b["policy_id"] for b in breaches["data"]] == [budget["id"]]
+    check(user.client.get("/api/v1/enforcement/quota"), 200)
+    check(user.client.delete(f"{policies}/{approval['id']}"), 204)
+
+
+def test_golden_baselines(check: AnswerChecker, user: ApiUser) -> None:
+    ids = []
+    for minute in range(2):
+        trace_id = str(uuid.uuid4())
+        span = {"id": "s1", "span_type": "tool_call", "name": "lookup_order", "output": "found"}
+        body = {
+            "id": trace_id,
+            "name": "support",
+            "status": "completed",
+            "started_at": f"2026-12-01T10:{minute:02d}:00Z",
+            "ended_at": f"2026-12-01T10:{minute:02d}:30Z",
+            "spans": [span],
+        }
+        check(user.client.post("/api/v1/traces", json=body), 201)
+        ids.append(trace_id)
+        if minute == 0:
+            marked = check(user.client.post(f"/api/v1/traces/{trace_id}/golden", json={"golden": True}), 200)
+            assert marked["golden"] is True
+            check(user.client.get(f"/api/v1/traces/{trace_id}/golden"), 200)
+    report = check(user.client.get(f"/api/v1/traces/{ids[1]}/regression"), 200)
+    assert report["baseline_trace_id"] == ids[0]
+
+
+def test_redaction_preview_and_sdk_diagnostics(
+    everything: RunningServer, check: AnswerChecker, user: ApiUser
+) -> None:
+    trace_id = str(uuid.uuid4())
+    output = "connect with password=hunter2hunter2"
+    span = {"id": "s1", "span_type": "llm_call", "name": "mail", "output": output}
+    check(user.client.post("/api/v1/traces", json={"id": trace_id, "name": "mail", "spans": [span]}), 201)
+    preview = check(user.client.post("/api/v1/tapes/preview", json={"trace_id": trace_id}), 200)
+    assert preview["redacted_count"] >= 1
+    logs = httpx.post(
+        f"{everything.url}/api/v1/internal/logs",
+        json={"service": "sdk-python", "events": [{"level": "info", "event": "sdk_init"}]},
+    )
+    check(logs, 204)
+
+
+def test_opentelemetry(everything: RunningServer, check: AnswerChecker, user: ApiUser) -> None:
+    trace, root = otlp.trace_id(), otlp.span_id()
+    chat = otlp.span(trace, root, "chat gpt-4o-mini", attributes={"gen_ai.request.model": "gpt-4o-mini"})
+    json_headers = {"content-type": "application/json"}
+    check(user.client.post("/v1/traces", content=otlp.dumps(otlp.export([chat])), headers=json_headers), 200)
+    event = otlp.log_record(trace, root, "gen_ai.user.message", body={"content": "hello"})
+    check(
+        user.client.post("/v1/logs", content=otlp.dumps(otlp.logs_export([event])), headers=json_headers), 200
+    )
+    other = otlp.span(otlp.trace_id(), otlp.span_id(), "agent run")
+    langfuse = httpx.post(
+        f"{everything.url}/api/public/otel/v1/traces",
+        content=otlp.dumps(otlp.export([other])),
+        headers=json_headers,
+        auth=("pk-retrace", user.key),
+    )
+    check(langfuse, 200)
+    check(httpx.get(f"{everything.url}/api/public/health"), 200)
+    check(httpx.get(f"{everything.url}/api/public/projects", auth=("pk-retrace", user.key)), 200)
 
 
 def test_every_route_was_checked(check: AnswerChecker) -> None:

@@ -22,7 +22,12 @@ METHODS = ("get", "post", "put", "patch", "delete")
 AUTHENTICATED: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 # Open without credentials, optionally with them (they are then checked and counted).
 CREDENTIALS_OPTIONAL = {("get", "/api/v1/tapes"), ("get", "/api/v1/tapes/{slug}")}
-NO_CREDENTIALS = {("get", "/health"), ("post", "/api/v1/billing/webhook")}
+NO_CREDENTIALS = {
+    ("get", "/health"),
+    ("post", "/api/v1/billing/webhook"),
+    ("post", "/api/v1/internal/logs"),
+    ("get", "/api/public/health"),
+}
 
 
 @pytest.fixture(scope="module")

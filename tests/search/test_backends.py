@@ -14,7 +14,7 @@ from sqlalchemy import text
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from tests.fakes.llm_server import FakeLLMServer
-from tests.support.semantic import found_ids, post_trace, search, span, wait_semantic
+from tests.support.semantic import found_ids, post_trace, search, span, wait_for, wait_semantic
 from tests.support.server import create_user, running_server
 
 
@@ -32,8 +32,13 @@ def test_openai_compatible_embeddings_in_batches(make_settings: Callable[..., Se
             word = f"kiwi{uuid.uuid4().hex[:6]}"
             spans = [span(f"fruit basket {word} number {i}", "ok") for i in range(5)]
             post_trace(user, spans)
-            result = wait_semantic(user, f"{word} basket", spans[0]["id"])
-            assert set(found_ids(result)) >= {s["id"] for s in spans}
+            expected = {s["id"] for s in spans}
+
+            def all_indexed() -> bool | None:
+                return set(found_ids(search(user, f"{word} basket", mode="semantic"))) >= expected or None
+
+            # The indexer embeds in batches, so one span can be searchable before the others.
+            wait_for(all_indexed, timeout=120.0)
             stored = user.client.post("/api/v1/memory", json={"content": "the red bicycle is in the garage"})
             assert stored.status_code == 201
             hits = user.client.post("/api/v1/memory/search", json={"query": "where is the bicycle"}).json()[

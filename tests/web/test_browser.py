@@ -219,7 +219,7 @@ def test_publish_a_tape_and_open_it_signed_out(
     page.get_by_role("link", name="Share…").click()
     preview = page.locator("#redaction-preview")
     expect(preview).to_contain_text("OpenAI API key")
-    expect(preview).to_contain_text("Bearer token")
+    expect(preview).to_contain_text("Value of a secret-named field")
     expect(page.get_by_text("Publishing will hide")).to_contain_text("2 secrets")
     assert_accessible(page, "share")
     page.get_by_label("Title").fill("How the agent found order 4417")

@@ -161,7 +161,9 @@ async def _decision(request: Request) -> HoldDecision:
     "/holds/{hold_id}/approve",
     summary="Approve a pending hold: the held action goes ahead",
     response_model=HoldOut,
-    responses=error_responses(400, 401, 404, 409, 429, e409="The hold is already decided or expired"),
+    responses=error_responses(
+        400, 401, 404, 409, 413, 415, 429, e409="The hold is already decided or expired"
+    ),
     openapi_extra=body_schema(HoldDecision, required=False),
 )
 async def approve_hold(hold_id: str, request: Request, user: UserDep, db: DbDep) -> JsonResponse:
@@ -175,7 +177,9 @@ async def approve_hold(hold_id: str, request: Request, user: UserDep, db: DbDep)
     "/holds/{hold_id}/deny",
     summary="Deny a pending hold: the held action is blocked",
     response_model=HoldOut,
-    responses=error_responses(400, 401, 404, 409, 429, e409="The hold is already decided or expired"),
+    responses=error_responses(
+        400, 401, 404, 409, 413, 415, 429, e409="The hold is already decided or expired"
+    ),
     openapi_extra=body_schema(HoldDecision, required=False),
 )
 async def deny_hold(hold_id: str, request: Request, user: UserDep, db: DbDep) -> JsonResponse:

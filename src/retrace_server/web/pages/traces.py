@@ -33,7 +33,10 @@ SECRET_KINDS = {
     "github_token": "GitHub token",
     "jwt": "JSON Web Token",
     "bearer_token": "Bearer token",
+    "basic_auth": "Basic auth credentials",
     "private_key": "Private key",
+    "url_credentials": "Password in a URL",
+    "secret_field": "Value of a secret-named field",
     "custom": "Match of your own patterns",
 }
 
