@@ -14,8 +14,9 @@ from sqlalchemy import text
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from tests.fakes.llm_server import FakeLLMServer
-from tests.support.semantic import found_ids, post_trace, search, span, wait_for, wait_semantic
+from tests.support.semantic import found_ids, post_trace, search, span, wait_semantic
 from tests.support.server import create_user, running_server
+from tests.support.wait import wait_for
 
 
 def test_openai_compatible_embeddings_in_batches(make_settings: Callable[..., Settings]) -> None:

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.support.server import ApiUser
-
-T = TypeVar("T")
-
-
-def wait_for(produce: Callable[[], T | None], *, timeout: float = 120.0, interval: float = 0.1) -> T:
-    """Polls until `produce` returns something truthy (the indexer works in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = produce()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+from tests.support.wait import wait_for
 
 
 def span(text_in: str, text_out: str, **over: Any) -> dict[str, Any]:

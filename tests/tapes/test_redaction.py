@@ -59,7 +59,8 @@ def test_ordinary_text_is_left_alone() -> None:
 
 
 def test_catastrophic_custom_pattern_is_stopped() -> None:
-    redactor = make_redactor([r"(a+)+$"])
+    # The budget is shortened here; it is the same clock whatever its length.
+    redactor = make_redactor([r"(a+)+$"], custom_budget_s=0.2)
     with pytest.raises(InvalidRedactionPattern) as caught:
         redactor.redact("a" * 5000 + "b")
     assert caught.value.status == 400

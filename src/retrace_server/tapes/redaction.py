@@ -109,6 +109,7 @@ class Redactor:
 
     patterns: list[tuple[str, regex.Pattern[str]]]
     counts: Counter[str] = field(default_factory=Counter)
+    custom_budget_s: float = CUSTOM_PATTERN_BUDGET_S
     _deadline: float | None = None
 
     @property
@@ -183,7 +184,7 @@ class Redactor:
 
     def _redact_custom(self, pattern: regex.Pattern[str], text: str) -> str:
         if self._deadline is None:
-            self._deadline = time.monotonic() + CUSTOM_PATTERN_BUDGET_S
+            self._deadline = time.monotonic() + self.custom_budget_s
         remaining = self._deadline - time.monotonic()
         try:
             if remaining <= 0:
@@ -217,6 +218,8 @@ def compile_custom_patterns(sources: list[str]) -> list[regex.Pattern[str]]:
     return compiled
 
 
-def make_redactor(custom_patterns: list[str]) -> Redactor:
+def make_redactor(
+    custom_patterns: list[str], *, custom_budget_s: float = CUSTOM_PATTERN_BUDGET_S
+) -> Redactor:
     custom = [(CUSTOM_KIND, pattern) for pattern in compile_custom_patterns(custom_patterns)]
-    return Redactor(patterns=[*_BUILTIN, *custom])
+    return Redactor(patterns=[*_BUILTIN, *custom], custom_budget_s=custom_budget_s)
