@@ -263,6 +263,8 @@ def test_enforcement(check: AnswerChecker, user: ApiUser) -> None:
     check(user.client.post("/api/v1/traces", json={"id": run, "name": "over budget", "spans": spans}), 201)
     breaches = check(user.client.get("/api/v1/enforcement/breaches", params={"trace_id": run}), 200)
     assert [b["policy_id"] for b in breaches["data"]] == [budget["id"]]
+    broken = check(user.client.get(f"/api/v1/traces/{run}"), 200)["breaches"]
+    assert [b["policy_id"] for b in broken] == [budget["id"]]
     check(user.client.get("/api/v1/enforcement/quota"), 200)
     check(user.client.delete(f"{policies}/{approval['id']}"), 204)
 
@@ -288,6 +290,11 @@ def test_golden_baselines(check: AnswerChecker, user: ApiUser) -> None:
             check(user.client.get(f"/api/v1/traces/{trace_id}/golden"), 200)
     report = check(user.client.get(f"/api/v1/traces/{ids[1]}/regression"), 200)
     assert report["baseline_trace_id"] == ids[0]
+    run = check(user.client.get(f"/api/v1/traces/{ids[1]}"), 200)
+    assert run["regression"]["baseline_trace_id"] == ids[0]
+    golden = check(user.client.get("/api/v1/traces", params={"golden": "true"}), 200)
+    assert [t["id"] for t in golden["data"]] == [ids[0]] and golden["data"][0]["golden"] is True
+    check(user.client.get("/api/v1/traces", params={"regression": report["verdict"]}), 200)
 
 
 def test_redaction_preview_and_sdk_diagnostics(

@@ -79,6 +79,8 @@ def _ingestor(db: Database, settings: Settings) -> Ingestor:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    baselines_service.register_trace_answers()
+    enforcement_service.register_trace_answers()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

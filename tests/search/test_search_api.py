@@ -79,6 +79,30 @@ def test_filters(alice: ApiUser) -> None:
     assert len(search(alice, word, limit=1)["data"]) == 1
 
 
+def test_project_filter(alice: ApiUser, bob: ApiUser) -> None:
+    word = f"okapi{uuid.uuid4().hex[:6]}"
+    shop, blog, none = span(f"{word} shop", "x"), span(f"{word} blog", "x"), span(f"{word} none", "x")
+    post_trace(alice, [shop], project_id="shop")
+    post_trace(alice, [blog], project_id="blog")
+    post_trace(alice, [none])
+    post_trace(bob, [span(f"{word} bob", "x")], project_id="shop")
+    assert len(search(alice, word)["data"]) == 3
+    assert found_ids(search(alice, word, project_id="shop")) == [shop["id"]]
+    assert found_ids(search(alice, word, project_id="blog", mode="lexical")) == [blog["id"]]
+    assert search(alice, word, project_id="elsewhere")["data"] == []
+
+
+def test_semantic_project_filter(carol: ApiUser) -> None:
+    one, two = span(*DECLINED), span(*DECLINED)
+    post_trace(carol, [one], project_id="checkout")
+    other = post_trace(carol, [two], project_id="support")
+    wait_semantic(carol, "payment refused", one["id"])
+    wait_semantic(carol, "payment refused", two["id"], trace_id=other)
+    found = search(carol, "payment refused", mode="semantic", project_id="checkout")
+    assert found_ids(found) == [one["id"]]
+    assert found_ids(search(carol, "payment refused", project_id="support"))[0] == two["id"]
+
+
 def test_semantic_filters(carol: ApiUser) -> None:
     one, two = span(*DECLINED), span(*DECLINED, span_type="tool_call", started_at="2026-12-01T00:00:00Z")
     first = post_trace(carol, [one])
@@ -128,6 +152,8 @@ def test_deleted_trace_leaves_search(carol: ApiUser) -> None:
         ({"query": "x", "limit": 0}, "limit"),
         ({"query": "x", "limit": 101}, "limit"),
         ({"query": "x", "span_type": "nonsense"}, "span_type"),
+        ({"query": "x", "project_id": ""}, "project_id"),
+        ({"query": "x", "project_id": "p" * 257}, "project_id"),
         ({"query": "x", "since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
         ({"query": "x", "mode": "fuzzy"}, "mode"),
         ({"query": "x", "unknown": 1}, "unknown"),

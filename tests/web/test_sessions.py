@@ -157,7 +157,7 @@ def test_expired_sessions_sign_in_again(make_settings: Callable[..., Settings]) 
 def test_pages_carry_a_policy_without_inline_scripts(site: RunningServer, user: ApiUser) -> None:
     client = signed_in(site, user)
     trace = user.client.post("/api/v1/traces", json=nested_run()).json()
-    for path in ("/", f"/traces/{trace['id']}", "/signin", "/settings"):
+    for path in ("/", f"/traces/{trace['id']}", "/signin", "/settings", "/guardrails"):
         r = client.get(path)
         policy = r.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
@@ -185,6 +185,57 @@ def test_another_users_things_are_not_found(site: RunningServer, user: ApiUser) 
         r = client.get(path)
         assert r.status_code == 404 and "text/html" in r.headers["content-type"], path
         assert "handle_ticket" not in r.text and "aisle" not in r.text
+
+
+def test_baseline_and_guardrail_forms_are_guarded_and_private(site: RunningServer, user: ApiUser) -> None:
+    other = create_user(site)
+    trace = nested_run()
+    assert other.client.post("/api/v1/traces", json=trace).status_code == 201
+    policy = other.client.post(
+        "/api/v1/enforcement/policies", json={"name": "refunds", "kind": "tool_approval", "tools": ["refund"]}
+    ).json()
+    hold = other.client.post(
+        "/api/v1/enforcement/check", json={"run_id": "r1", "span_id": "s1", "tool_name": "refund"}
+    ).json()
+    client = signed_in(site, user)
+    token = csrf_of(client.get("/guardrails").text)
+    own = user.client.post("/api/v1/traces", json=nested_run()).json()
+    # Without this site's token, or from another site, nothing changes.
+    golden = f"/traces/{own['id']}/golden"
+    assert client.post(golden, data={"golden": "true"}, headers={"origin": site.url}).status_code == 403
+    cross_site = {"golden": "true", "csrf_token": token}
+    assert client.post(golden, data=cross_site, headers={"origin": "https://evil.example"}).status_code == 403
+    assert user.client.get(f"/api/v1/traces/{own['id']}").json()["golden"] is False
+    r = client.post(golden, data={"golden": "true", "csrf_token": token}, headers={"origin": site.url})
+    assert r.status_code == 303 and user.client.get(f"/api/v1/traces/{own['id']}").json()["golden"] is True
+    # Another user's run, policy and hold are not found, whatever the form.
+    for path in (
+        f"/traces/{trace['id']}/golden",
+        f"/guardrails/policies/{policy['id']}/enabled",
+        f"/guardrails/policies/{policy['id']}/delete",
+        f"/guardrails/holds/{hold['hold_id']}/approve",
+        f"/guardrails/holds/{hold['hold_id']}/deny",
+    ):
+        r = client.post(path, data={"csrf_token": token, "golden": "true"}, headers={"origin": site.url})
+        assert r.status_code == 404 and "text/html" in r.headers["content-type"], path
+    r = client.get(f"/traces/{trace['id']}/regression")
+    assert r.status_code == 404 and "handle_ticket" not in r.text
+    assert other.client.get(f"/api/v1/traces/{trace['id']}").json()["golden"] is False
+    assert other.client.get(f"/api/v1/enforcement/holds/{hold['hold_id']}").json()["status"] == "pending"
+    assert other.client.get(f"/api/v1/enforcement/policies/{policy['id']}").json()["enabled"] is True
+    # Untrusted names come back escaped.
+    client.post(
+        "/guardrails/policies",
+        data={
+            "csrf_token": token,
+            "name": "<script>x()</script>",
+            "kind": "tool_deny",
+            "tool_deny-tools": "rm",
+        },
+        headers={"origin": site.url},
+    )
+    page = client.get("/guardrails").text
+    assert "<script>x()</script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
 
 
 def test_tape_links_open_the_public_page(site: RunningServer, user: ApiUser) -> None:

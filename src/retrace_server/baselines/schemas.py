@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RegressionVerdict = Literal["pass", "regressed", "improved", "changed"]
+from retrace_server.traces.schemas import RegressionVerdict
 
 
 class GoldenRequest(BaseModel):
@@ -22,14 +22,6 @@ class GoldenOut(BaseModel):
     trace_name: str | None
     project_id: str | None
     marked_at: datetime | None
-
-
-class RegressionBrief(BaseModel):
-    """What a run's answer shows: its verdict against the baseline it was compared with."""
-
-    verdict: RegressionVerdict
-    baseline_trace_id: str
-    summary: str
 
 
 class Finding(BaseModel):

@@ -18,6 +18,7 @@ from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
 from retrace_server.errors import NotFound
 from retrace_server.ingest import CommittedHook, TraceWrite, WriteOutcome
+from retrace_server.traces import answers
 from retrace_server.traces import service as traces_service
 from retrace_server.traces.models import Trace
 
@@ -299,3 +300,41 @@ async def briefs_for_traces(
                     "summary": result.summary,
                 }
     return found
+
+
+def _golden_sql() -> dict[str, str]:
+    marked = (
+        f"EXISTS (SELECT 1 FROM {GoldenBaseline.__tablename__} g "
+        "WHERE g.user_id = traces.user_id AND g.trace_id = traces.id)"
+    )
+    return {"sqlite": f"json(CASE WHEN {marked} THEN 'true' ELSE 'false' END)", "postgresql": marked}
+
+
+def _regression_sql() -> dict[str, str]:
+    def brief(build: str) -> str:
+        return (
+            f"(SELECT {build}('verdict', r.verdict, 'baseline_trace_id', r.baseline_trace_id, "
+            f"'summary', r.summary) FROM {RegressionResult.__tablename__} r "
+            "WHERE r.user_id = traces.user_id AND r.trace_id = traces.id)"
+        )
+
+    # json(): a subquery's result reaches the outer object as text, not as JSON.
+    return {"sqlite": f"json({brief('json_object')})", "postgresql": brief("json_build_object")}
+
+
+def _is_golden(user_id: str, golden: Any) -> Any:
+    marked = Trace.id.in_(golden_trace_ids(user_id=user_id))
+    return marked if golden else ~marked
+
+
+def _has_verdict(user_id: str, verdict: Any) -> Any:
+    return Trace.id.in_(regression_trace_ids(user_id=user_id, verdict=verdict))
+
+
+def register_trace_answers() -> None:
+    """Trace answers show each trace's golden mark and regression verdict, and trace lists filter
+    on them (`?golden=true`, `?regression=regressed`): one indexed lookup of each per trace."""
+    answers.register_field(answers.AnswerField("golden", _golden_sql()))
+    answers.register_field(answers.AnswerField("regression", _regression_sql()))
+    answers.register_filter("golden", _is_golden)
+    answers.register_filter("regression", _has_verdict)

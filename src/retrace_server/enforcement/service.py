@@ -28,6 +28,7 @@ from retrace_server.enforcement.schemas import (
 from retrace_server.errors import InvalidInput, NotFound
 from retrace_server.ingest import CommittedHook, TraceWrite, WriteOutcome
 from retrace_server.pagination import Page
+from retrace_server.traces import answers
 from retrace_server.traces.models import Span, Trace
 
 logger = logging.getLogger("retrace_server.enforcement")
@@ -585,3 +586,25 @@ def parse_changes(document: Any) -> dict[str, Any]:
     if not document:
         raise InvalidInput("body: name at least one field to change")
     return document
+
+
+def _breaches_sql() -> dict[str, str]:
+    table = PolicyBreach.__tablename__
+    fields = ", ".join(
+        f"'{key}', b.{key}" for key in ("policy_id", "policy_name", "kind", "action", "reason")
+    )
+    own = "b.user_id = traces.user_id AND b.trace_id = traces.id"
+    sqlite = (
+        f"(SELECT json_group_array(json(breach)) FROM (SELECT json_object({fields}) AS breach "
+        f"FROM {table} b WHERE {own} ORDER BY b.created_at, b.policy_id))"
+    )
+    postgresql = (
+        f"coalesce((SELECT json_agg(json_build_object({fields}) ORDER BY b.created_at, b.policy_id) "
+        f"FROM {table} b WHERE {own}), '[]'::json)"
+    )
+    return {"sqlite": f"json({sqlite})", "postgresql": postgresql}
+
+
+def register_trace_answers() -> None:
+    """The answer of one trace names the policies it broke (`breaches`)."""
+    answers.register_field(answers.AnswerField("breaches", _breaches_sql(), in_lists=False))

@@ -84,6 +84,10 @@ def terms(query: str) -> list[str]:
     return list(dict.fromkeys(found))[:MAX_TERMS]
 
 
+# The caller's traces of one project (read through the traces' (user, project) index).
+PROJECT_TRACES = "(SELECT t.id FROM traces t WHERE t.user_id = :user_id AND t.project_id = :project_id)"
+
+
 def _filters(request: SearchRequest, params: dict[str, Any], *, alias: str) -> str:
     clauses = []
     if request.trace_id is not None:
@@ -92,6 +96,9 @@ def _filters(request: SearchRequest, params: dict[str, Any], *, alias: str) -> s
     if request.span_type is not None:
         clauses.append(f"{alias}.span_type = :span_type")
         params["span_type"] = request.span_type
+    if request.project_id is not None:
+        clauses.append(f"{alias}.trace_id IN {PROJECT_TRACES}")
+        params["project_id"] = request.project_id
     if request.since is not None:
         clauses.append(f"{alias}.started_at >= :since")
         params["since"] = request.since

@@ -18,6 +18,9 @@ class SearchRequest(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     trace_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     span_type: SpanType | None = None
+    project_id: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="Only spans of this project's traces."
+    )
     since: UtcTimestamp | None = Field(None, description="Spans started at or after (ISO 8601).")
     until: UtcTimestamp | None = Field(None, description="Spans started before (ISO 8601).")
     mode: SearchMode = Field(

@@ -19,7 +19,7 @@ from retrace_server.search.errors import SemanticSearchOff
 from retrace_server.search.highlight import highlight
 from retrace_server.search.schemas import SearchMode, SearchRequest
 from retrace_server.traces import service as traces
-from retrace_server.traces.models import Span
+from retrace_server.traces.models import Span, Trace
 
 RRF_K = 60
 
@@ -44,12 +44,13 @@ def _mode(request: SearchRequest, embeddings: EmbeddingService) -> SearchMode:
     return "lexical"
 
 
-def _mask(request: SearchRequest) -> Any:
+def _mask(request: SearchRequest, project_traces: list[str] | None) -> Any:
     if (
         request.trace_id is None
         and request.span_type is None
         and request.since is None
         and request.until is None
+        and project_traces is None
     ):
         return None
 
@@ -57,6 +58,8 @@ def _mask(request: SearchRequest) -> Any:
         keep = np.ones(len(attrs["trace_id"]), dtype=bool)
         if request.trace_id is not None:
             keep &= attrs["trace_id"] == request.trace_id
+        if project_traces is not None:
+            keep &= np.isin(attrs["trace_id"], project_traces)
         if request.span_type is not None:
             keep &= attrs["span_type"] == request.span_type
         if request.since is not None or request.until is not None:
@@ -80,7 +83,17 @@ async def _semantic_exact(
     depth: int,
 ) -> list[tuple[int, float]]:
     vectors = await embeddings.spans.refresh(session, user_id)
-    return [(int(str(pk)), score) for pk, score in vectors.search(vector, k=depth, mask=_mask(request))]
+    project_traces = None
+    if request.project_id is not None:
+        project_traces = list(
+            (
+                await session.execute(
+                    select(Trace.id).where(Trace.user_id == user_id, Trace.project_id == request.project_id)
+                )
+            ).scalars()
+        )
+    found = vectors.search(vector, k=depth, mask=_mask(request, project_traces))
+    return [(int(str(pk)), score) for pk, score in found]
 
 
 async def _semantic_pgvector(
@@ -98,6 +111,9 @@ async def _semantic_pgvector(
         if value is not None:
             clauses += f" AND {name} = :{name}"
             params[name] = value
+    if request.project_id is not None:
+        clauses += f" AND trace_id IN {lexical.PROJECT_TRACES}"
+        params["project_id"] = request.project_id
     if request.since is not None:
         clauses += " AND started_at >= :since"
         params["since"] = request.since

@@ -14,8 +14,10 @@ from retrace_server.pagination import PageDep
 from retrace_server.schemas import ListPage
 from retrace_server.traces import service
 from retrace_server.traces.schemas import (
+    RegressionVerdict,
     TraceCreate,
     TraceFilters,
+    TraceListItem,
     TraceOut,
     TraceStatus,
     TraceUpdate,
@@ -58,7 +60,7 @@ async def update_trace(trace_id: str, request: Request, user: UserDep, ingest: I
 @router.get(
     "",
     summary="List traces, newest first",
-    response_model=ListPage[TraceOut],
+    response_model=ListPage[TraceListItem],
     responses=error_responses(400, 401, 429),
 )
 async def list_traces(
@@ -71,9 +73,23 @@ async def list_traces(
     name: Annotated[str | None, Query(max_length=512, description="Substring of the trace name")] = None,
     since: Annotated[UtcTimestamp | None, Query(description="Started at or after (ISO 8601)")] = None,
     until: Annotated[UtcTimestamp | None, Query(description="Started before (ISO 8601)")] = None,
+    golden: Annotated[
+        bool | None, Query(description="true: golden baselines only; false: every other trace")
+    ] = None,
+    regression: Annotated[
+        RegressionVerdict | None,
+        Query(description="Runs whose comparison with their baseline gave this verdict"),
+    ] = None,
 ) -> JsonResponse:
     filters = TraceFilters(
-        status=status, session_id=session_id, project_id=project_id, name=name, since=since, until=until
+        status=status,
+        session_id=session_id,
+        project_id=project_id,
+        name=name,
+        since=since,
+        until=until,
+        golden=golden,
+        regression=regression,
     )
     data, total = await service.list(db, user_id=user.id, filters=filters, page=page)
     return JsonResponse(list_envelope(data, total=total, limit=page.limit, offset=page.offset))

@@ -11,6 +11,7 @@ from retrace_server.ingest.rows import MAX_COST, MAX_DURATION_MS, MAX_TOKENS, id
 
 SpanType = Literal["llm_call", "tool_call", "tool_result", "reasoning", "action", "error", "fork_point"]
 TraceStatus = Literal["running", "completed", "failed"]
+RegressionVerdict = Literal["pass", "regressed", "improved", "changed"]
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -110,6 +111,8 @@ class TraceFilters(BaseModel):
     name: str | None = None
     since: UtcTimestamp | None = None
     until: UtcTimestamp | None = None
+    golden: bool | None = None
+    regression: RegressionVerdict | None = None
 
 
 class SpanOut(BaseModel):
@@ -162,5 +165,34 @@ class TraceOut(BaseModel):
     updated_at: str
 
 
-class TraceWithSpans(TraceOut):
+class TraceRegression(BaseModel):
+    """The run's verdict against the golden baseline it was last compared with."""
+
+    verdict: RegressionVerdict
+    baseline_trace_id: str
+    summary: str
+
+
+class TraceBreach(BaseModel):
+    """A guardrail policy the stored run broke."""
+
+    policy_id: str
+    policy_name: str
+    kind: str = Field(description="run_budget | period_budget | tool_loop | tool_deny | tool_approval")
+    action: str = Field(description="block | hold")
+    reason: str
+
+
+class TraceListItem(TraceOut):
+    """A trace as lists show it: with its golden mark and regression verdict."""
+
+    golden: bool = Field(description="Whether the trace is a golden baseline of its name (and project)")
+    regression: TraceRegression | None = Field(
+        description="How the run compared with its baseline (`GET .../regression` has the details); "
+        "null when it was never compared"
+    )
+
+
+class TraceWithSpans(TraceListItem):
+    breaches: list[TraceBreach] = Field(description="Guardrail policies the run broke, oldest first")
     spans: list[SpanOut] = Field(description="All spans in start order; `parent_id` draws the tree")

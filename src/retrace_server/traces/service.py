@@ -18,9 +18,11 @@ from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from retrace_server.db.engine import Database
 from retrace_server.db.types import UtcDateTime
+from retrace_server.errors import InvalidInput
 from retrace_server.ingest import Ingestor, TraceWrite, WriteOutcome, api_trace
 from retrace_server.ingest.errors import TraceNotFound
 from retrace_server.pagination import Page
+from retrace_server.traces import answers
 from retrace_server.traces.models import Span, Trace, TraceCount, TraceName
 from retrace_server.traces.schemas import TraceCreate, TraceFilters, TraceUpdate
 from retrace_server.traces.writes import create_write, update_write
@@ -109,8 +111,15 @@ async def delete(ingestor: Ingestor, *, user_id: str, trace_id: str) -> None:
 # ---- reads
 
 
-def _json_object(dialect: str, table: Any, columns: Iterable[str], alias: str = "") -> str:
-    """A SQL expression building one row's JSON object with the API's keys and timestamps."""
+def _json_object(
+    dialect: str,
+    table: Any,
+    columns: Iterable[str],
+    alias: str = "",
+    extra: Iterable[answers.AnswerField] = (),
+) -> str:
+    """A SQL expression building one row's JSON object with the API's keys and timestamps,
+    and the `extra` fields other domains add."""
     prefix = f"{alias}." if alias else ""
     pairs = []
     for key in columns:
@@ -125,6 +134,7 @@ def _json_object(dialect: str, table: Any, columns: Iterable[str], alias: str = 
         else:
             value = name
         pairs.append(f"'{key}', {value}")
+    pairs.extend(f"'{field.key}', {field.sql[dialect]}" for field in extra)
     build = "json_object" if dialect == "sqlite" else "json_build_object"
     cast_text = "" if dialect == "sqlite" else "::text"
     return f"{build}({', '.join(pairs)}){cast_text}"
@@ -132,9 +142,15 @@ def _json_object(dialect: str, table: Any, columns: Iterable[str], alias: str = 
 
 def _statements(dialect: str) -> dict[str, TextClause]:
     trace = _json_object(dialect, Trace.__table__, TRACE_API_COLUMNS)
+    answer = _json_object(dialect, Trace.__table__, TRACE_API_COLUMNS, extra=answers.fields(in_list=False))
     span = _json_object(dialect, Span.__table__, SPAN_API_COLUMNS)
+    where_trace = "FROM traces WHERE user_id = :user_id AND id = :trace_id"
     return {
-        "trace": text(f"SELECT {trace} FROM traces WHERE user_id = :user_id AND id = :trace_id"),
+        "trace": text(f"SELECT {trace} {where_trace}"),
+        "answer": text(f"SELECT {answer} {where_trace}"),
+        "list_item": text(
+            _json_object(dialect, Trace.__table__, TRACE_API_COLUMNS, extra=answers.fields(in_list=True))
+        ),
         "spans": text(
             f"SELECT {span} FROM spans WHERE user_id = :user_id AND trace_id = :trace_id "
             "ORDER BY started_at, pk"
@@ -146,19 +162,28 @@ def _statements(dialect: str) -> dict[str, TextClause]:
     }
 
 
-_STATEMENTS = {dialect: _statements(dialect) for dialect in ("sqlite", "postgresql")}
-_TRACE_JSON = {
-    dialect: _json_object(dialect, Trace.__table__, TRACE_API_COLUMNS) for dialect in ("sqlite", "postgresql")
-}
+_built: dict[str, tuple[int, dict[str, TextClause]]] = {}
 
 
-async def get_json(db: Database, *, user_id: str, trace_id: str, spans: bool = True) -> bytes:
-    """The trace with all its spans in start order (or none), as the API's JSON answer."""
-    statements = _STATEMENTS[db.dialect]
+def _statements_for(dialect: str) -> dict[str, TextClause]:
+    """The read statements, built again after another domain registers an answer field."""
+    built = _built.get(dialect)
+    if built is None or built[0] != answers.revision:
+        built = (answers.revision, _statements(dialect))
+        _built[dialect] = built
+    return built[1]
+
+
+async def get_json(
+    db: Database, *, user_id: str, trace_id: str, spans: bool = True, answer: bool = True
+) -> bytes:
+    """The trace with all its spans in start order (or none), as the API's JSON answer; with
+    `answer=False`, without the fields other domains add (`answers`), as other domains read it."""
+    statements = _statements_for(db.dialect)
     params = {"user_id": user_id, "trace_id": trace_id}
     async with db.read() as session:
         connection = await session.connection()
-        trace = (await connection.execute(statements["trace"], params)).scalar()
+        trace = (await connection.execute(statements["answer" if answer else "trace"], params)).scalar()
         if trace is None:
             raise TraceNotFound()
         if not spans:
@@ -168,8 +193,10 @@ async def get_json(db: Database, *, user_id: str, trace_id: str, spans: bool = T
 
 
 async def get(db: Database, *, user_id: str, trace_id: str, spans: bool = True) -> dict[str, Any]:
-    """`get_json`, decoded: what other domains read (forks, tapes)."""
-    trace: dict[str, Any] = orjson.loads(await get_json(db, user_id=user_id, trace_id=trace_id, spans=spans))
+    """`get_json` without other domains' fields, decoded: what other domains read (forks, tapes)."""
+    trace: dict[str, Any] = orjson.loads(
+        await get_json(db, user_id=user_id, trace_id=trace_id, spans=spans, answer=False)
+    )
     return trace
 
 
@@ -180,7 +207,7 @@ async def spans_by_key(
     if not pks:
         return {}
     connection = await session.connection()
-    rows = await connection.execute(_STATEMENTS[connection.dialect.name]["spans_by_key"], {"pks": pks})
+    rows = await connection.execute(_statements_for(connection.dialect.name)["spans_by_key"], {"pks": pks})
     return {pk: orjson.loads(span) for pk, owner, span in rows if owner == user_id}
 
 
@@ -207,6 +234,9 @@ async def has_span(db: Database, *, user_id: str, trace_id: str, span_id: str) -
         return found.first() is not None
 
 
+# Filters that other domains answer (`answers.register_filter`).
+EXTENSION_FILTERS = ("golden", "regression")
+
 # Up to this many skipped traces, one query reads the page; beyond, ids come first.
 _SKIP_WITH_ROWS = 1000
 
@@ -220,7 +250,7 @@ def _name_filter(query: Select[Any], *, user_id: str, name: str) -> Select[Any]:
     return query.where(Trace.name.in_(matching))
 
 
-def _conditions(filters: TraceFilters) -> builtins.list[ColumnElement[bool]]:
+def _conditions(filters: TraceFilters, *, user_id: str) -> builtins.list[ColumnElement[bool]]:
     conditions: builtins.list[ColumnElement[bool]] = []
     if filters.status is not None:
         conditions.append(Trace.status == filters.status)
@@ -232,11 +262,19 @@ def _conditions(filters: TraceFilters) -> builtins.list[ColumnElement[bool]]:
         conditions.append(Trace.started_at >= filters.since)
     if filters.until is not None:
         conditions.append(Trace.started_at < filters.until)
+    for name in EXTENSION_FILTERS:
+        value = getattr(filters, name)
+        if value is None:
+            continue
+        condition = answers.list_filter(name)
+        if condition is None:
+            raise InvalidInput(f"{name}: this server does not filter traces on it")
+        conditions.append(condition(user_id, value))
     return conditions
 
 
 def _filtered(query: Select[Any], *, user_id: str, filters: TraceFilters) -> Select[Any]:
-    query = query.where(Trace.user_id == user_id, *_conditions(filters))
+    query = query.where(Trace.user_id == user_id, *_conditions(filters, user_id=user_id))
     if filters.name:
         query = _name_filter(query, user_id=user_id, name=filters.name)
     return query
@@ -256,7 +294,7 @@ async def list(
     db: Database, *, user_id: str, filters: TraceFilters, page: Page
 ) -> tuple[builtins.list[orjson.Fragment], int]:
     """A page of traces, newest first (each already JSON), and how many match."""
-    rendered = text(_TRACE_JSON[db.dialect])
+    rendered = _statements_for(db.dialect)["list_item"]
     async with db.read() as session:
         total = await _count(session, user_id=user_id, filters=filters)
         if page.offset >= total:

@@ -23,6 +23,7 @@ NAV: list[NavEntry] = [
     NavEntry("Tapes", "/tapes", ("/tapes",)),
     NavEntry("Memory", "/memory", ("/memory",)),
     NavEntry("Skills", "/skills", ("/skills",)),
+    NavEntry("Guardrails", "/guardrails", ("/guardrails",)),
     NavEntry("Settings", "/settings", ("/settings",)),
 ]
 

@@ -34,7 +34,7 @@ async def forks_page(
     return render(request, "forks.html", forks=rows, total=total, offset=offset, limit=PAGE_SIZE)
 
 
-def _step_view(step: dict[str, Any]) -> dict[str, Any]:
+def step_view(step: dict[str, Any]) -> dict[str, Any]:
     view = dict(step)
     if step["status"] == "changed":
         old = as_text((step["original"] or {}).get("output"))
@@ -76,7 +76,7 @@ async def fork_page(fork_id: str, request: Request, signed_in: SessionDep) -> Re
     diff = None
     if fork["result_trace_id"] and fork["status"] not in LIVE:
         diff = await forks.get_diff(db, user_id=signed_in.user.id, fork_id=fork_id)
-        diff["shown"] = fold_unchanged([_step_view(step) for step in diff["steps"]])
+        diff["shown"] = fold_unchanged([step_view(step) for step in diff["steps"]])
         diff["counts"] = {
             status: sum(1 for s in diff["steps"] if s["status"] == status)
             for status in ("changed", "added", "removed", "unchanged")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,13 +19,14 @@ from retrace_server.pagination import Page
 from retrace_server.search import service as search
 from retrace_server.search.schemas import SearchRequest
 from retrace_server.traces import service as traces
-from retrace_server.traces.schemas import TraceFilters, TraceStatus
+from retrace_server.traces.schemas import RegressionVerdict, TraceFilters, TraceStatus
 from retrace_server.web.auth import SessionDep
 from retrace_server.web.templating import ENV, render
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZES = (20, 50, 100)
+STATUSES = ("running", "completed", "failed")
 TIME_RANGES = {
     "1h": timedelta(hours=1),
     "24h": timedelta(days=1),
@@ -40,6 +41,15 @@ TIME_RANGE_LABELS = {
     "30d": "Last 30 days",
 }
 
+CHECKS = {
+    "": "Any",
+    "golden": "Golden baselines",
+    "regressed": "Regressed",
+    "improved": "Improved",
+    "changed": "Changed",
+    "pass": "Passed",
+}
+
 
 @dataclass(frozen=True)
 class RunQuery:
@@ -49,33 +59,43 @@ class RunQuery:
     name: str
     session: str
     range: str
+    check: str
     limit: int
     offset: int
 
     def filters(self, *, now: datetime) -> TraceFilters:
         since = now - TIME_RANGES[self.range] if self.range in TIME_RANGES else None
+        verdict = cast(RegressionVerdict, self.check) if self.check not in ("", "golden") else None
         return TraceFilters(
-            status=self.status, name=self.name or None, session_id=self.session or None, since=since
+            status=self.status,
+            name=self.name or None,
+            session_id=self.session or None,
+            since=since,
+            golden=True if self.check == "golden" else None,
+            regression=verdict,
         )
 
     @property
     def filtered(self) -> bool:
-        return bool(self.status or self.name or self.session or self.range)
+        return bool(self.status or self.name or self.session or self.range or self.check)
 
 
 async def run_query(
-    status: Annotated[TraceStatus | None, Query()] = None,
+    # The form's "All" sends an empty status.
+    status: Annotated[str, Query(max_length=16)] = "",
     name: Annotated[str, Query(max_length=512)] = "",
     session: Annotated[str, Query(max_length=256)] = "",
     range: Annotated[str, Query(max_length=8)] = "",
+    check: Annotated[str, Query(max_length=16)] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunQuery:
     return RunQuery(
-        status=status,
+        status=cast(TraceStatus, status) if status in STATUSES else None,
         name=name.strip(),
         session=session.strip(),
         range=range if range in TIME_RANGES else "",
+        check=check if check in CHECKS else "",
         limit=limit,
         offset=offset,
     )
@@ -108,6 +128,7 @@ async def runs_page(request: Request, signed_in: SessionDep, query: RunQueryDep)
         "runs.html",
         page_sizes=PAGE_SIZES,
         time_ranges=TIME_RANGE_LABELS,
+        checks=CHECKS,
         **page,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
@@ -45,6 +46,10 @@ SECRET_KINDS = {
 async def trace_page(trace_id: str, request: Request, signed_in: SessionDep) -> Response:
     db = request.app.state.db
     data = await traces.get_json(db, user_id=signed_in.user.id, trace_id=trace_id)
+    # The head's golden mark, verdict and broken policies, without decoding every span.
+    checks = orjson.loads(
+        await traces.get_json(db, user_id=signed_in.user.id, trace_id=trace_id, spans=False)
+    )
     trace_forks, fork_total = await forks.list_forks(
         db, user_id=signed_in.user.id, trace_id=trace_id, page=Page(limit=5, offset=0)
     )
@@ -53,6 +58,7 @@ async def trace_page(trace_id: str, request: Request, signed_in: SessionDep) -> 
         "trace.html",
         data=data,
         trace_id=trace_id,
+        checks=checks,
         forks=trace_forks,
         fork_total=fork_total,
     )
