@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,30 @@ from retrace_server.traces.models import Trace
 logger = logging.getLogger("retrace_server.baselines")
 
 _CHUNK = 500
+# The completion hook runs after every write that ends a run; it rereads which names and projects
+# have a baseline at most this often per process (a mark made here is seen at once).
+GOLDEN_KEYS_MAX_AGE_S = 1.0
+_golden_keys: dict[tuple[str, str], tuple[float, frozenset[tuple[str, str]]]] = {}
+_MAX_CACHED_USERS = 4096
+
+
+async def _baselined(db: Database, *, user_id: str) -> frozenset[tuple[str, str]]:
+    """The (name, project) pairs of the user's golden baselines, read at most once a second."""
+    key = (db.url, user_id)
+    known = _golden_keys.get(key)
+    if known is not None and time.monotonic() - known[0] <= GOLDEN_KEYS_MAX_AGE_S:
+        return known[1]
+    async with db.read() as session:
+        rows = await session.execute(
+            select(GoldenBaseline.name_key, GoldenBaseline.project_key)
+            .where(GoldenBaseline.user_id == user_id)
+            .distinct()
+        )
+        pairs = frozenset((row.name_key, row.project_key) for row in rows)
+    if len(_golden_keys) >= _MAX_CACHED_USERS:
+        _golden_keys.clear()
+    _golden_keys[key] = (time.monotonic(), pairs)
+    return pairs
 
 
 async def _trace_row(session: AsyncSession, *, user_id: str, trace_id: str) -> Any:
@@ -53,6 +78,12 @@ def _golden_dict(trace: Any, mark: GoldenBaseline | None) -> dict[str, Any]:
 async def update_golden(db: Database, *, user_id: str, trace_id: str, golden: bool) -> dict[str, Any]:
     """Marks (or unmarks) a trace as the baseline of its name and project. Marking an already
     golden trace again makes it the newest baseline."""
+    answer = await _store_golden(db, user_id=user_id, trace_id=trace_id, golden=golden)
+    _golden_keys.pop((db.url, user_id), None)
+    return answer
+
+
+async def _store_golden(db: Database, *, user_id: str, trace_id: str, golden: bool) -> dict[str, Any]:
     async with db.write() as session:
         trace = await _trace_row(session, user_id=user_id, trace_id=trace_id)
         if not golden:
@@ -198,7 +229,7 @@ def completion_hook(db: Database, settings: Settings) -> CommittedHook:
 
     async def compare_ended(user_id: str, _writes: list[TraceWrite], outcomes: list[WriteOutcome]) -> None:
         ended = [
-            outcome.trace_id
+            outcome.trace
             for outcome in outcomes
             if outcome.ok
             and outcome.trace is not None
@@ -206,7 +237,14 @@ def completion_hook(db: Database, settings: Settings) -> CommittedHook:
         ]
         if not ended:
             return
-        task = asyncio.create_task(review_completed(db, settings=settings, user_id=user_id, trace_ids=ended))
+        baselined = await _baselined(db, user_id=user_id)
+        ended = [t for t in ended if (t.get("name") or "", t.get("project_id") or "") in baselined]
+        if not ended:
+            return
+        trace_ids = [trace["id"] for trace in ended]
+        task = asyncio.create_task(
+            review_completed(db, settings=settings, user_id=user_id, trace_ids=trace_ids)
+        )
         running.add(task)
         task.add_done_callback(running.discard)
 

@@ -2,10 +2,14 @@
 
 Every policy change bumps the user's row in `enforcement_policy_sets` in the same transaction, so
 one indexed read tells a process whether the rules it holds are current, in every process.
+
+Ingest's backstop review (`recent_rules`) skips even that read for a second after the last one:
+it runs on every write, and a change made in another process reaches it a second later at most.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 from sqlalchemy import func, select
@@ -17,6 +21,30 @@ from retrace_server.enforcement.rules import Rule, RuleSet
 
 _MAX_CACHED_USERS = 4096
 _cache: OrderedDict[tuple[str, str], RuleSet] = OrderedDict()
+# (database, user) -> when `rules_for` last read the user's revision, and what it answered.
+_read_at: OrderedDict[tuple[str, str], tuple[float, RuleSet | None]] = OrderedDict()
+
+
+def recent_rules(*, database: str, user_id: str, max_age_s: float) -> tuple[bool, RuleSet | None]:
+    """(True, rules) when `rules_for` read the user's rules in this process within `max_age_s`."""
+    read = _read_at.get((database, user_id))
+    if read is None or time.monotonic() - read[0] > max_age_s:
+        return False, None
+    return True, read[1]
+
+
+def forget(user_id: str) -> None:
+    """After a policy change commits here: this process's next read is fresh."""
+    for key in [key for key in _read_at if key[1] == user_id]:
+        del _read_at[key]
+
+
+def _remember(key: tuple[str, str], rules: RuleSet | None) -> RuleSet | None:
+    _read_at[key] = (time.monotonic(), rules)
+    _read_at.move_to_end(key)
+    while len(_read_at) > _MAX_CACHED_USERS:
+        _read_at.popitem(last=False)
+    return rules
 
 
 async def rules_for(session: AsyncSession, *, database: str, user_id: str) -> RuleSet | None:
@@ -26,13 +54,13 @@ async def rules_for(session: AsyncSession, *, database: str, user_id: str) -> Ru
             select(PolicySet.revision, PolicySet.enabled).where(PolicySet.user_id == user_id)
         )
     ).first()
-    if row is None or row.enabled == 0:
-        return None
     key = (database, user_id)
+    if row is None or row.enabled == 0:
+        return _remember(key, None)
     cached = _cache.get(key)
     if cached is not None and cached.revision == row.revision:
         _cache.move_to_end(key)
-        return cached
+        return _remember(key, cached)
     policies = await session.execute(
         select(Policy)
         .where(Policy.user_id == user_id, Policy.enabled.is_(True))
@@ -43,7 +71,7 @@ async def rules_for(session: AsyncSession, *, database: str, user_id: str) -> Ru
     _cache.move_to_end(key)
     while len(_cache) > _MAX_CACHED_USERS:
         _cache.popitem(last=False)
-    return rules
+    return _remember(key, rules)
 
 
 async def bump_revision(session: AsyncSession, dialect: str, *, user_id: str) -> None:

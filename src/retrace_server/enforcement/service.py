@@ -34,6 +34,8 @@ from retrace_server.traces.models import Span, Trace
 logger = logging.getLogger("retrace_server.enforcement")
 
 SCOPE_FIELDS = ("name", "enabled", "project_id", "trace_name")
+# Ingest reviews every write: it rereads the policies' revision at most this often per process.
+REVIEW_RULES_MAX_AGE_S = 1.0
 
 # --- policies ---------------------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ async def create(db: Database, *, user_id: str, document: Any) -> dict[str, Any]
         session.add(policy)
         await session.flush()
         await catalog.bump_revision(session, db.dialect, user_id=user_id)
+    catalog.forget(user_id)
     return policy_dict(policy)
 
 
@@ -161,7 +164,9 @@ async def update(db: Database, *, user_id: str, policy_id: str, changes: dict[st
         _apply(policy, document, now=now)
         await session.flush()
         await catalog.bump_revision(session, db.dialect, user_id=user_id)
-        return policy_dict(policy)
+        answer = policy_dict(policy)
+    catalog.forget(user_id)
+    return answer
 
 
 async def delete(db: Database, *, user_id: str, policy_id: str) -> None:
@@ -170,6 +175,7 @@ async def delete(db: Database, *, user_id: str, policy_id: str) -> None:
         await session.delete(policy)
         await session.flush()
         await catalog.bump_revision(session, db.dialect, user_id=user_id)
+    catalog.forget(user_id)
 
 
 # --- the check --------------------------------------------------------------------------------
@@ -326,8 +332,12 @@ async def review_stored(db: Database, *, user_id: str, writes: Sequence[TraceWri
     Never raises: a fault is logged and answers {}.
     """
     try:
-        async with db.read() as session:
-            rules = await catalog.rules_for(session, database=db.url, user_id=user_id)
+        known, rules = catalog.recent_rules(
+            database=db.url, user_id=user_id, max_age_s=REVIEW_RULES_MAX_AGE_S
+        )
+        if not known:
+            async with db.read() as session:
+                rules = await catalog.rules_for(session, database=db.url, user_id=user_id)
         if rules is None:
             return {}
         written: dict[str, set[str]] = {}
