@@ -81,7 +81,7 @@ def bench_diff() -> None:
 
 def bench_replay_and_endpoint() -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeLLMServer() as llm:
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
             rate_limit_enabled=False,

@@ -122,7 +122,7 @@ async def main(traces_count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/indexing.db"
         await migrate.upgrade(url)
-        settings = Settings(_env_file=None, database_url=url, embedder="local")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url, embedder="local")
         db = Database(settings)
         embeddings = EmbeddingService(settings)
         try:

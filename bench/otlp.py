@@ -53,7 +53,7 @@ def make_export(text: ChatText, rng: random.Random, spans: int) -> tuple[bytes, 
     for index in range(spans):
         question, answer = text.message(220), text.message(160)
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
-        attributes = {
+        attributes: dict[str, str | int] = {
             "openinference.span.kind": "LLM",
             "llm.system": "openai",
             "llm.model_name": "gpt-4o-mini",

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--redis", default=None, help="also measure the Redis-shared limiter at this URL")
     args = parser.parse_args()
-    settings = Settings(_env_file=None, rate_limit_enabled=True)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, rate_limit_enabled=True)
     asyncio.run(bench("memory", settings, args.requests))
     if args.redis:
         redis_settings = settings.model_copy(update={"redis_url": args.redis})

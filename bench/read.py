@@ -17,10 +17,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 from sqlalchemy import insert
 
 from _server import percentile, serve
-from ingest import make_trace
+from ingest import make_traces
 from retrace_server.db.engine import make_engine
 from retrace_server.traces.models import Trace
 
@@ -57,7 +58,7 @@ async def bulk_traces(database_url: str, user_id: str, count: int) -> None:
         await engine.dispose()
 
 
-def timed(client: httpx.Client, path: str, params: dict[str, object], n: int) -> list[float]:
+def timed(client: httpx.Client, path: str, params: dict[str, str | int], n: int) -> list[float]:
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -81,21 +82,17 @@ def main() -> None:
         ) as srv:
             client = httpx.Client(base_url=srv.url, headers={"x-retrace-key": srv.key}, timeout=60)
             # A 1,000-span trace, posted in batches of 100 through the API.
-            body, trace_id = make_trace(100)
             big_id = str(uuid.uuid4())
-            first = body.replace(trace_id, big_id.encode())
-            assert (
-                client.post(
-                    "/api/v1/traces", content=first, headers={"content-type": "application/json"}
-                ).status_code
-                == 201
+            first, *rest = (orjson.loads(body) for body in make_traces(10, 100))
+            first["id"] = big_id
+            r = client.post(
+                "/api/v1/traces", content=orjson.dumps(first), headers={"content-type": "application/json"}
             )
-            for _ in range(9):
-                more, other = make_trace(100)
-                batch = b'{"spans":' + more.split(b'"spans":', 1)[1]
+            assert r.status_code == 201, r.text
+            for more in rest:
                 r = client.patch(
                     f"/api/v1/traces/{big_id}",
-                    content=batch.replace(other, big_id.encode()),
+                    content=orjson.dumps({"spans": more["spans"]}),
                     headers={"content-type": "application/json"},
                 )
                 assert r.status_code == 200, r.text
@@ -107,7 +104,7 @@ def main() -> None:
             asyncio.run(bulk_traces(url, "reader", args.traces))
             total = client.get("/api/v1/traces", params={"limit": 1}).json()["total"]
             print(f"GET /api/v1/traces over {total:,} traces (p50 / p99, {args.requests} requests each):")
-            cases: dict[str, dict[str, object]] = {
+            cases: dict[str, dict[str, str | int]] = {
                 "first page": {},
                 "page 100 (offset 2,000)": {"offset": 2000},
                 "last page (offset 99,980)": {"offset": total - 20},

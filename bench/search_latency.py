@@ -31,8 +31,10 @@ from retrace_server.db.engine import Database
 from retrace_server.embeddings.service import EmbeddingService, store_cache_rows
 from retrace_server.embeddings.store import to_blob
 from retrace_server.embeddings.worker import SpanIndexer
+from retrace_server.ingest.service import Ingestor
 from retrace_server.memory.models import Memory, MemoryVector
 from retrace_server.memory.service import normalised_hash
+from retrace_server.pricing import price_table
 from retrace_server.search import fts_index
 from retrace_server.traces import service as traces
 from retrace_server.traces.schemas import TraceCreate
@@ -86,7 +88,7 @@ TOOLS = [
 
 def span_texts(rng: random.Random, unique: int) -> list[tuple[str, str, str]]:
     """(name, input, output) combinations an agent fleet would produce, `unique` of them."""
-    texts = set()
+    texts: set[tuple[str, str, str]] = set()
     while len(texts) < unique:
         action, thing, outcome = rng.choice(ACTIONS), rng.choice(OBJECTS), rng.choice(OUTCOMES)
         ref = rng.randint(1000, 99999)
@@ -100,7 +102,7 @@ def span_texts(rng: random.Random, unique: int) -> list[tuple[str, str, str]]:
     return sorted(texts)
 
 
-async def load_spans(db: Database, *, spans: int, unique: int) -> None:
+async def load_spans(ingestor: Ingestor, *, spans: int, unique: int) -> None:
     rng = random.Random(1)
     pool = span_texts(rng, unique)
     per_trace = 100
@@ -115,7 +117,7 @@ async def load_spans(db: Database, *, spans: int, unique: int) -> None:
                 ],
             }
         )
-        await traces.create(db, user_id=USER, payload=payload)
+        await traces.create(ingestor, user_id=USER, payload=payload)
 
 
 async def index_spans(db: Database, embeddings: EmbeddingService) -> tuple[int, int, float]:
@@ -179,14 +181,14 @@ async def load_memories(db: Database, embeddings: EmbeddingService, *, count: in
 
 async def load(url: str, *, spans: int, memories: int) -> None:
     await migrate.upgrade(url)
-    settings = Settings(_env_file=None, database_url=url, embedder="local")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, embedder="local")
     db = Database(settings)
     embeddings = EmbeddingService(settings)
     try:
         async with db.write() as session:
             await issue_key(session, user_id=USER)
         started = time.perf_counter()
-        await load_spans(db, spans=spans, unique=spans // 10)
+        await load_spans(Ingestor(db, prices=price_table(None)), spans=spans, unique=spans // 10)
         print(f"stored {spans:,} spans in {time.perf_counter() - started:.0f}s")
         started = time.perf_counter()
         with contextlib.closing(fts_index.connect(str(db.engine.url.database))) as connection:

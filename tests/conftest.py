@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -54,8 +55,8 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def make_settings(database_url: str, jwt_signer: JwtSigner) -> Callable[..., Settings]:
     """Settings for a test server on this backend's database; keyword arguments override."""
 
-    def _make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
+    def _make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
             "database_url": database_url,
             "jwt_public_key": jwt_signer.public_pem,
             "rate_limit_enabled": False,
@@ -64,7 +65,7 @@ def make_settings(database_url: str, jwt_signer: JwtSigner) -> Callable[..., Set
             "public_url": "http://retrace.test",
             **overrides,
         }
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return _make
 

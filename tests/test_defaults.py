@@ -36,7 +36,7 @@ def shipped(
 ) -> Iterator[RunningServer]:
     """A database of its own: the indexer embeds everything it holds."""
     with fresh_database(backend, str(tmp_path_factory.mktemp("defaults")), POSTGRES_URL) as database_url:
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             database_url=database_url,
             openai_base_url=f"{llm.url}/v1",

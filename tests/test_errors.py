@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -53,7 +54,7 @@ def test_body_over_limit_is_413(make_settings: object) -> None:
         _assert_envelope(user.client.post("/api/v1/traces", json=big), 413)
         assert "2048" in user.client.post("/api/v1/traces", json=big).json()["error"]
 
-        def chunks() -> object:
+        def chunks() -> Iterator[bytes]:
             for _ in range(10):
                 yield b" " * 1000
 
@@ -61,7 +62,7 @@ def test_body_over_limit_is_413(make_settings: object) -> None:
         streamed = user.client.post(
             "/api/v1/traces",
             content=chunks(),
-            headers={"content-type": "application/json"},  # type: ignore[arg-type]
+            headers={"content-type": "application/json"},
         )
         _assert_envelope(streamed, 413)
         assert user.client.get("/api/v1/traces/big").status_code == 404

@@ -36,12 +36,12 @@ needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="RETRACE_TEST_POSTG
 )
 def test_urls_get_the_async_driver(written: str, used: str) -> None:
     assert async_database_url(written) == used
-    assert Settings(_env_file=None, database_url=written).database_url == used  # type: ignore[call-arg]
+    assert Settings(_env_file=None, database_url=written).database_url == used
 
 
 def test_an_unknown_database_is_refused_without_echoing_the_password() -> None:
     with pytest.raises(ValueError, match="postgresql://user@host/db") as refused:
-        Settings(_env_file=None, database_url="mysql://root:hunter2@db/retrace")  # type: ignore[call-arg]
+        Settings(_env_file=None, database_url="mysql://root:hunter2@db/retrace")
     assert "hunter2" not in str(refused.value)
 
 

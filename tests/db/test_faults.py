@@ -39,7 +39,7 @@ WAIT_S = 120.0
 
 
 def _settings(database_url: str) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         database_url=database_url,
         rate_limit_enabled=False,
@@ -328,7 +328,7 @@ def test_sqlite_full_disk_answers_507(caplog: pytest.LogCaptureFixture) -> None:
 
 def _sqlite_error(code: int, message: str) -> sqlite3.OperationalError:
     error = sqlite3.OperationalError(message)
-    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    error.sqlite_errorcode = code
     return error
 
 

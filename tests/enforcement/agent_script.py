@@ -22,6 +22,11 @@ from typing import Any
 
 import openai
 import retrace
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
 
 llm = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"] + "/v1", api_key="sk-test")
 MODEL = os.environ.get("AGENT_MODEL", "gpt-4o")
@@ -33,7 +38,7 @@ retrace.config.get_config().on_error = lambda signal: signals.append(
 )
 
 
-def _tool(name: str) -> dict[str, Any]:
+def _tool(name: str) -> ChatCompletionFunctionToolParam:
     return {
         "type": "function",
         "function": {
@@ -44,7 +49,7 @@ def _tool(name: str) -> dict[str, Any]:
     }
 
 
-def _call_tool(messages: list[dict[str, Any]], name: str) -> None:
+def _call_tool(messages: list[ChatCompletionMessageParam], name: str) -> None:
     """One model turn that calls `name`, and the tool's result fed back."""
     response = llm.chat.completions.create(
         model=MODEL,
@@ -52,7 +57,10 @@ def _call_tool(messages: list[dict[str, Any]], name: str) -> None:
         tools=[_tool(name)],
         tool_choice={"type": "function", "function": {"name": name}},
     )
-    call = response.choices[0].message.tool_calls[0]
+    tool_calls = response.choices[0].message.tool_calls
+    assert tool_calls, "the fake LLM server calls the tool it is told to"
+    call = tool_calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     messages.append(
         {
             "role": "assistant",
@@ -74,7 +82,9 @@ def agent(mode: str, tools: list[str]) -> str:
     recorder = retrace.get_active_recorder()
     assert recorder is not None
     recorded["trace_id"] = recorder.trace.id
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Order 42 arrived broken, please help."}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "Order 42 arrived broken, please help."}
+    ]
     if mode == "spend":
         for turn in range(10):
             reply = llm.chat.completions.create(model=MODEL, messages=messages)

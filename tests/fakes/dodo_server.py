@@ -32,14 +32,15 @@ class FakeDodoServer:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 url = urlsplit(self.path)
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 record = {
                     "path": url.path,
                     "query": {k: v[0] for k, v in parse_qs(url.query).items()},
                     "body": json.loads(raw) if raw else None,
-                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "headers": headers,
                 }
                 owner.requests.append(record)
-                if record["headers"].get("authorization") != f"Bearer {owner.api_key}":
+                if headers.get("authorization") != f"Bearer {owner.api_key}":
                     self._send(401, {"code": "UNAUTHORIZED", "message": "Invalid API key"})
                     return
                 portal = _PORTAL_PATH.match(url.path)

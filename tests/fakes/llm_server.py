@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 FAIL_MARKER = "FAIL_PROVIDER"
 GATE_MARKER = "WAIT_FOR_GATE"
@@ -458,7 +458,7 @@ class FakeLLMServer:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return 200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
 
-    def __enter__(self) -> FakeLLMServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

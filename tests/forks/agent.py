@@ -10,6 +10,8 @@ from typing import Any
 
 import anthropic
 import openai
+from anthropic.types import MessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes.llm_server import FakeLLMServer
 from tests.support.server import ApiUser
@@ -20,6 +22,21 @@ WEATHER = {"city": "Paris", "temp_c": 21, "sky": "clear"}
 
 def _stamp(base: datetime, seconds: float) -> str:
     return (base + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def _anthropic_messages(messages: list[dict[str, Any]]) -> list[MessageParam]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _openai_messages(messages: list[dict[str, Any]]) -> list[ChatCompletionMessageParam]:
+    """The system prompt, then the conversation's user and assistant turns."""
+    full: list[ChatCompletionMessageParam] = [{"role": "system", "content": SYSTEM}]
+    for m in messages:
+        if m["role"] == "user":
+            full.append({"role": "user", "content": m["content"]})
+        else:
+            full.append({"role": "assistant", "content": m["content"]})
+    return full
 
 
 class Recorder:
@@ -39,17 +56,14 @@ class Recorder:
     def llm(self, name: str, messages: list[dict[str, Any]]) -> str:
         if self.provider == "anthropic":
             reply = self._anthropic.messages.create(
-                model=self.model,
-                system=SYSTEM,
-                messages=messages,
-                max_tokens=200,  # type: ignore[arg-type]
+                model=self.model, system=SYSTEM, messages=_anthropic_messages(messages), max_tokens=200
             )
             text = reply.content[0].text  # type: ignore[union-attr]
             tokens = (reply.usage.input_tokens, reply.usage.output_tokens)
             span_input: dict[str, Any] = {"system": SYSTEM, "messages": messages, "max_tokens": 200}
         else:
-            full = [{"role": "system", "content": SYSTEM}, *messages]
-            completion = self._openai.chat.completions.create(model=self.model, messages=full)  # type: ignore[arg-type]
+            full = _openai_messages(messages)
+            completion = self._openai.chat.completions.create(model=self.model, messages=full)
             text = completion.choices[0].message.content or ""
             assert completion.usage is not None
             tokens = (completion.usage.prompt_tokens, completion.usage.completion_tokens)
@@ -121,4 +135,4 @@ def run_travel_agent(
     }
     r = user.client.post("/api/v1/traces", json=trace)
     assert r.status_code == 201, r.text
-    return user.client.get(f"/api/v1/traces/{trace['id']}").json()  # type: ignore[no-any-return]
+    return user.client.get(f"/api/v1/traces/{trace['id']}").json()

@@ -16,7 +16,7 @@ def _fork(user: ApiUser, trace: dict[str, Any], step: int, **changes: Any) -> di
         json={"trace_id": trace["id"], "fork_point_span_id": trace["spans"][step]["id"], **changes},
     )
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def _replay(user: ApiUser, fork: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -26,13 +26,13 @@ def _replay(user: ApiUser, fork: dict[str, Any], body: dict[str, Any] | None = N
         else user.client.post(f"/api/v1/forks/{fork['id']}/replay")
     )
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def _result(user: ApiUser, fork: dict[str, Any]) -> dict[str, Any]:
     r = user.client.get(f"/api/v1/traces/{fork['result_trace_id']}")
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def _requests_since(llm: FakeLLMServer, start: int) -> list[dict[str, Any]]:

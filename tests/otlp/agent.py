@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
 
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -23,7 +28,7 @@ SYSTEM = "You are a travel assistant. Use the tools."
 QUESTION = "What should I wear in Paris today?"
 MODEL = "gpt-4o-mini"
 WEATHER = {"city": "Paris", "temp_c": 21, "sky": "clear"}
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -84,23 +89,37 @@ def no_span(*_args: Any) -> Iterator[Callable[[Any], None]]:
 
 
 def run_weather_agent(client: openai.OpenAI, *, tool_span: ToolSpan, question: str = QUESTION) -> Run:
-    messages: list[dict[str, Any]] = [
+    messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": question},
     ]
     first = client.chat.completions.create(
         model=MODEL, messages=messages, tools=[WEATHER_TOOL], temperature=0.2
-    )  # type: ignore[arg-type, list-item]
-    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
-    arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+    )
+    tool_calls = first.choices[0].message.tool_calls
+    assert tool_calls, "the fake LLM server answers the first turn with a tool call"
+    call = tool_calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    arguments = json.loads(call.function.arguments)
     with tool_span("get_weather", arguments, call.id) as record:
         result = {**WEATHER, "city": arguments["city"]}
         record(result)
-    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    messages.append(
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+            ],
+        }
+    )
     messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
     second = client.chat.completions.create(
         model=MODEL, messages=messages, tools=[WEATHER_TOOL], temperature=0.2
-    )  # type: ignore[arg-type]
+    )
     return Run(
         question=question,
         answer=second.choices[0].message.content or "",

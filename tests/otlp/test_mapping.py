@@ -16,7 +16,7 @@ from retrace_server.otlp.logs import map_logs
 from retrace_server.otlp.traces import MappedExport, map_export
 from tests.otlp import bodies as b
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",

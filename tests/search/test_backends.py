@@ -83,7 +83,7 @@ def _scalar(settings: Settings, sql: str) -> Any:
 
 def test_pgvector_index(pgvector_url: str) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=pgvector_url,
         embedder="local",
         indexer_enabled=True,

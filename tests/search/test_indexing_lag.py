@@ -54,7 +54,8 @@ def test_spans_stored_during_the_first_batch_are_embedded_without_a_long_rest(
     settings = fresh_settings(embedder="local", indexer_enabled=True)
     with running_server(settings) as server:
         user = create_user(server)
-        claimed_at = embedded_at = None
+        claimed_at: float | None = None
+        embedded_at: float | None = None
         step = 0
         # A steady trickle of spans, right from the start, until the first batch is stored.
         while embedded_at is None:
@@ -69,6 +70,7 @@ def test_spans_stored_during_the_first_batch_are_embedded_without_a_long_rest(
                 embedded_at = now
                 claimed_at = claimed_at or now
             time.sleep(0.5)
+        assert claimed_at is not None, "set, at the latest, when the first vectors were stored"
         first_batch_s = embedded_at - claimed_at
         target = span("My card got rejected at checkout", "card_declined: insufficient funds")
         post_trace(user, [target])

@@ -266,7 +266,7 @@ def test_concurrent_patches_of_one_field_each_get_their_own_version(
 
 def test_concurrent_patches_of_different_fields_lose_nothing(alice: ApiUser, server: RunningServer) -> None:
     skill = _create(alice)
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {"description": "new description"},
         {"prompt_template": "Refund {order_id} now"},
         {"tools": ["refund"]},

@@ -255,7 +255,7 @@ def test_every_descriptive_field_of_trace_and_spans_is_redacted(
 ) -> None:
     key = SECRETS["openai_key"]
     trace_id = str(uuid.uuid4())
-    trace = {
+    trace: dict[str, Any] = {
         "id": trace_id,
         "name": f"agent using {key}",
         "session_id": f"session-{SECRETS['github_token']}",
@@ -366,7 +366,7 @@ def test_preview_is_documented() -> None:
     from retrace_server.app import create_app
     from retrace_server.config import Settings
 
-    document = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    document = create_app(Settings(_env_file=None)).openapi()
     operation = document["paths"]["/api/v1/tapes/preview"]["post"]
     assert operation["summary"]
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]

@@ -15,7 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Cookie,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from retrace_server.config import Settings
 from tests.conftest import POSTGRES_URL
@@ -36,7 +45,7 @@ CHROMIUM_FLAGS = [
 HERE = Path(__file__).parent
 SCREENSHOTS = HERE / "screenshots"
 AXE_SOURCE = (HERE / "vendor" / "axe-4.14.1.min.js").read_text()
-VIEWPORT = {"width": 1440, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 
 
 # Module-scoped: while Playwright's driver lives, its event loop runs on this thread, and other
@@ -160,7 +169,7 @@ def wait_for_fork(user: ApiUser, fork_id: str) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def session_cookie(context: BrowserContext) -> dict[str, Any]:
+def session_cookie(context: BrowserContext) -> Cookie:
     return next(c for c in context.cookies() if c["name"] == "retrace_session")
 
 
