@@ -48,6 +48,19 @@ AXE_SOURCE = (HERE / "vendor" / "axe-4.14.1.min.js").read_text()
 VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 
 
+BROWSER_ON_SQLITE_ONLY = (
+    "browser tests run once, on SQLite: the pages read and write through the same services that "
+    "every API test runs on both databases"
+)
+
+
+@pytest.fixture(scope="module")
+def sqlite_only(backend: str) -> None:
+    """Used first by browser modules (`pytestmark`), before their server starts."""
+    if backend != "sqlite":
+        pytest.skip(BROWSER_ON_SQLITE_ONLY)
+
+
 # Module-scoped: while Playwright's driver lives, its event loop runs on this thread, and other
 # modules' set-up (asyncio.run) must not meet it.
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.fakes.llm_server import FakeLLMServer
@@ -25,6 +26,8 @@ from tests.web.conftest import (
 from tests.web.runs import nested_run, wide_run
 
 INJECTION = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 1">'
+
+pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 
 def assert_not_run(page: Page) -> None:

@@ -9,12 +9,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.baselines.test_baselines_api import _record
 from tests.support.server import ApiUser
 from tests.web.conftest import sign_in
 from tests.web.test_browser import INJECTION, assert_accessible, assert_not_run
+
+pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 
 def _wait_for_verdict(user: ApiUser, trace_id: str) -> dict[str, Any]:
