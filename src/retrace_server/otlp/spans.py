@@ -163,18 +163,16 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     parent_id = hex_id(span.parent_span_id, 8, "parentSpanId") if span.parent_span_id else None
     if parent_id == span_id:
         raise InvalidSpan("parentSpanId must differ from spanId")
-    if not span.start_time_unix_nano:
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if not start:
         raise InvalidSpan("startTimeUnixNano is required")
-    started_at = timestamp(span.start_time_unix_nano)
-    ended_at = (
-        timestamp(max(span.end_time_unix_nano, span.start_time_unix_nano))
-        if span.end_time_unix_nano
-        else None
-    )
+    started_at = timestamp(start)
+    ended_at = timestamp(max(end, start)) if end else None
     remote_parent = parent_id is not None and span.flags & _PARENT_IS_REMOTE == _PARENT_IS_REMOTE
 
     attrs, groups, namespaces = _gather(span.attributes)
-    view = _SpanView(attrs, groups, namespaces, [(e.name, e) for e in span.events])
+    events = span.events
+    view = _SpanView(attrs, groups, namespaces, [(e.name, e) for e in events] if events else [])
     kind, category = view.classify()
 
     values: dict[str, Any] = {
@@ -182,9 +180,7 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
         "parent_id": None if remote_parent else parent_id,
         "started_at": started_at,
         "ended_at": ended_at,
-        "duration_ms": max(0, span.end_time_unix_nano - span.start_time_unix_nano) // 1_000_000
-        if ended_at
-        else None,
+        "duration_ms": max(0, end - start) // 1_000_000 if ended_at else None,
     }
     otel: dict[str, Any] = {"span_kind": _SPAN_KINDS.get(span.kind), "scope": clean(scope_name) or None}
     if scope_version:
@@ -206,9 +202,10 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
             otel["name"], name = name, tool_name
     else:
         view.step(values, metadata)
-    agent = as_text(pop_first(attrs, "gen_ai.agent.id", "gen_ai.agent.name", "agent.name"))
-    if agent:
-        values["agent_id"] = agent[:MAX_AGENT]
+    if "gen_ai" in namespaces or "agent" in namespaces:
+        agent = as_text(pop_first(attrs, "gen_ai.agent.id", "gen_ai.agent.name", "agent.name"))
+        if agent:
+            values["agent_id"] = agent[:MAX_AGENT]
 
     error = view.error(span.status)
     span_type = SPAN_TYPES.get(category, "action")
@@ -220,7 +217,7 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     values["name"] = (name or kind or span_type)[:MAX_NAME]
 
     trace_fields = view.trace_facts()
-    other_events = view.other_events()
+    other_events = view.other_events() if events else None
     if other_events:
         otel["events"] = other_events
     if span.links:
