@@ -163,18 +163,16 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     parent_id = hex_id(span.parent_span_id, 8, "parentSpanId") if span.parent_span_id else None
     if parent_id == span_id:
         raise InvalidSpan("parentSpanId must differ from spanId")
-    if not span.start_time_unix_nano:
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if not start:
         raise InvalidSpan("startTimeUnixNano is required")
-    started_at = timestamp(span.start_time_unix_nano)
-    ended_at = (
-        timestamp(max(span.end_time_unix_nano, span.start_time_unix_nano))
-        if span.end_time_unix_nano
-        else None
-    )
+    started_at = timestamp(start)
+    ended_at = timestamp(max(end, start)) if end else None
     remote_parent = parent_id is not None and span.flags & _PARENT_IS_REMOTE == _PARENT_IS_REMOTE
 
     attrs, groups, namespaces = _gather(span.attributes)
-    view = _SpanView(attrs, groups, namespaces, [(e.name, e) for e in span.events])
+    events = span.events
+    view = _SpanView(attrs, groups, namespaces, [(e.name, e) for e in events] if events else [])
     kind, category = view.classify()
 
     values: dict[str, Any] = {
@@ -182,9 +180,7 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
         "parent_id": None if remote_parent else parent_id,
         "started_at": started_at,
         "ended_at": ended_at,
-        "duration_ms": max(0, span.end_time_unix_nano - span.start_time_unix_nano) // 1_000_000
-        if ended_at
-        else None,
+        "duration_ms": max(0, end - start) // 1_000_000 if ended_at else None,
     }
     otel: dict[str, Any] = {"span_kind": _SPAN_KINDS.get(span.kind), "scope": clean(scope_name) or None}
     if scope_version:
@@ -206,9 +202,10 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
             otel["name"], name = name, tool_name
     else:
         view.step(values, metadata)
-    agent = as_text(pop_first(attrs, "gen_ai.agent.id", "gen_ai.agent.name", "agent.name"))
-    if agent:
-        values["agent_id"] = agent[:MAX_AGENT]
+    if "gen_ai" in namespaces or "agent" in namespaces:
+        agent = as_text(pop_first(attrs, "gen_ai.agent.id", "gen_ai.agent.name", "agent.name"))
+        if agent:
+            values["agent_id"] = agent[:MAX_AGENT]
 
     error = view.error(span.status)
     span_type = SPAN_TYPES.get(category, "action")
@@ -220,7 +217,7 @@ def map_span(span: Span, *, scope_name: str, scope_version: str) -> MappedSpan:
     values["name"] = (name or kind or span_type)[:MAX_NAME]
 
     trace_fields = view.trace_facts()
-    other_events = view.other_events()
+    other_events = view.other_events() if events else None
     if other_events:
         otel["events"] = other_events
     if span.links:
@@ -252,30 +249,38 @@ def _gather(key_values: Iterable[KeyValue]) -> tuple[Attributes, dict[str, dict[
     namespaces: set[str] = set()
     known = _KEY_INFO
     for kv in key_values:
-        key = kv.key
         raw = kv.value
         # A non-empty string_value can only be the string of the oneof: most attributes are read
         # without asking which member is set.
         value = raw.string_value
-        value = (value.replace("\x00", "\ufffd") if "\x00" in value else value) if value else any_value(raw)
-        if "\x00" in key:
-            key = clean(key)
-        prefix, namespace = known[key] if key in known else _key_info(key)
+        if not value:
+            value = any_value(raw)
+        elif "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        key = kv.key
+        info = known.get(key)
+        if info is None:
+            info = _key_info(key)
+        name, prefix, rest, namespace = info
         namespaces.add(namespace)
         if prefix is None:
-            plain[key] = value
+            plain[name] = value
+        elif prefix in groups:
+            groups[prefix][rest] = value
         else:
-            groups.setdefault(prefix, {})[key[len(prefix) :]] = value
+            groups[prefix] = {rest: value}
     return plain, groups, namespaces
 
 
-_KEY_INFO: dict[str, tuple[str | None, str]] = {}
+_KEY_INFO: dict[str, tuple[str, str | None, str, str]] = {}
 
 
-def _key_info(key: str) -> tuple[str | None, str]:
-    """(indexed family prefix, first segment) of an attribute name; names repeat from span to span,
-    so both are cached."""
-    info = (next((p for p in _GROUPS if key.startswith(p)), None), key.partition(".")[0])
+def _key_info(key: str) -> tuple[str, str | None, str, str]:
+    """(name without NUL characters, indexed family prefix, the rest of the name after it, first
+    segment) of an attribute name; names repeat from span to span, so this is cached."""
+    name = clean(key)
+    prefix = next((p for p in _GROUPS if name.startswith(p)), None)
+    info = (name, prefix, name[len(prefix) :] if prefix else name, name.partition(".")[0])
     if len(_KEY_INFO) >= 50_000:
         _KEY_INFO.clear()
     _KEY_INFO[key] = info
@@ -303,6 +308,12 @@ def _structured(value: Any, mime_type: Any = None) -> Any:
     if isinstance(value, dict) and value.keys() == {"args", "kwargs"} and not value["args"]:
         return value["kwargs"]
     return value
+
+
+def _pop_text(attrs: Attributes, key: str) -> str | None:
+    """`as_text` of an attribute, consumed."""
+    value = attrs.pop(key, None)
+    return None if value is None else as_text(value)
 
 
 def _finite(value: Any) -> bool:
@@ -334,12 +345,12 @@ class _SpanView:
 
     def classify(self) -> tuple[str | None, str]:
         """(the span's kind in its own convention, the kind of work it maps to)."""
-        a = self.attrs
-        langfuse_type = as_text(a.pop("langfuse.observation.type", None))
-        openinference = as_text(a.pop("openinference.span.kind", None))
-        operation = as_text(a.pop("gen_ai.operation.name", None))
-        traceloop = as_text(a.pop("traceloop.span.kind", None))
-        request_type = as_text(a.pop("llm.request.type", None))
+        a, namespaces = self.attrs, self.namespaces
+        langfuse_type = _pop_text(a, "langfuse.observation.type") if "langfuse" in namespaces else None
+        openinference = _pop_text(a, "openinference.span.kind") if "openinference" in namespaces else None
+        operation = _pop_text(a, "gen_ai.operation.name") if "gen_ai" in namespaces else None
+        traceloop = _pop_text(a, "traceloop.span.kind") if "traceloop" in namespaces else None
+        request_type = _pop_text(a, "llm.request.type") if "llm" in namespaces else None
         if langfuse_type and langfuse_type.lower() in _LANGFUSE_TYPES:
             return langfuse_type, _LANGFUSE_TYPES[langfuse_type.lower()]
         if openinference and openinference.upper() in _OPENINFERENCE_KINDS:
@@ -408,7 +419,7 @@ class _SpanView:
         finish = pop_first(a, "gen_ai.response.finish_reasons", "llm.finish_reason")
         if finish:
             metadata["finish_reason"] = finish[0] if isinstance(finish, list) and len(finish) == 1 else finish
-        response_id = pop_first(a, "gen_ai.response.id")
+        response_id = a.pop("gen_ai.response.id", None)
         if response_id:
             metadata["response_id"] = response_id
 
@@ -433,7 +444,8 @@ class _SpanView:
 
     def _usage(self, values: dict[str, Any]) -> None:
         a = self.attrs
-        details = parse_json(a.pop("langfuse.observation.usage_details", None))
+        langfuse = "langfuse" in self.namespaces
+        details = parse_json(a.pop("langfuse.observation.usage_details", None)) if langfuse else None
         details = details if isinstance(details, dict) else {}
         input_tokens = as_int(
             pop_first(
@@ -453,17 +465,17 @@ class _SpanView:
                 "llm.usage.completion_tokens",
             )
         )
-        if input_tokens is None:
+        if input_tokens is None and details:
             input_tokens = as_int(
                 details.get("input", details.get("prompt_tokens", details.get("input_tokens")))
             )
-        if output_tokens is None:
+        if output_tokens is None and details:
             output_tokens = as_int(
                 details.get("output", details.get("completion_tokens", details.get("output_tokens")))
             )
         values["input_tokens"] = input_tokens
         values["output_tokens"] = output_tokens
-        costs = parse_json(a.pop("langfuse.observation.cost_details", None))
+        costs = parse_json(a.pop("langfuse.observation.cost_details", None)) if langfuse else None
         cost = as_float(pop_first(a, "llm.cost.total", "gen_ai.usage.cost"))
         if cost is None and isinstance(costs, dict):
             cost = as_float(costs.get("total"))
@@ -476,15 +488,16 @@ class _SpanView:
         a = self.attrs
         found: dict[str, Any] = {}
         for key in ("llm.invocation_parameters", "langfuse.observation.model.parameters"):
-            value = parse_json(a.pop(key, None))
-            if isinstance(value, dict):
-                found.update(value)
+            if key in a:
+                value = parse_json(a.pop(key))
+                if isinstance(value, dict):
+                    found.update(value)
         for key, name in _GENAI_PARAMETERS.items() if self.namespaces & _PARAMETER_NAMESPACES else ():
             if key in a:
                 value = a.pop(key)
                 if value is not None and name not in found:
                     found[name] = value
-        response_format = pop_first(a, *_RESPONSE_FORMAT_KEYS)
+        response_format = pop_first(a, *_RESPONSE_FORMAT_KEYS) if "gen_ai" in self.namespaces else None
         if response_format and "response_format" not in found:
             found["response_format"] = (
                 {"type": response_format} if isinstance(response_format, str) else response_format
@@ -498,7 +511,11 @@ class _SpanView:
         recorded = parameters.pop("tools", None)
         if isinstance(recorded, list):
             candidates = recorded
-        definitions = parse_json(self.attrs.pop("gen_ai.tool.definitions", None))
+        definitions = (
+            parse_json(self.attrs.pop("gen_ai.tool.definitions", None))
+            if "gen_ai" in self.namespaces
+            else None
+        )
         if not candidates and isinstance(definitions, list):
             candidates = definitions
         listed = self.groups.pop("llm.tools.", None)
@@ -511,8 +528,9 @@ class _SpanView:
         functions = self.groups.pop("llm.request.functions.", None)
         if not candidates and functions:
             candidates = [f for f in unflatten(functions) if isinstance(f, dict)]
-        tools = [t for t in (msg.tool_definition(c) for c in candidates) if t is not None]
-        return tools
+        if not candidates:
+            return []
+        return [t for t in (msg.tool_definition(c) for c in candidates) if t is not None]
 
     def _chat_input(self, request: dict[str, Any] | None) -> Any:
         a, groups = self.attrs, self.groups
@@ -676,19 +694,24 @@ class _SpanView:
         metadata: dict[str, Any] = {}
         if "langfuse" in self.namespaces:
             self._langfuse_trace_facts(fields, metadata)
-        session = as_text(pop_first(a, "session.id", "gen_ai.conversation.id"))
-        if session and "session_id" not in fields:
-            fields["session_id"] = session[:256]
-        user = as_text(pop_first(a, "user.id"))
-        if user and "user_id" not in metadata:
-            metadata["user_id"] = user
-        tags = parse_json(pop_first(a, "tag.tags"))
-        if tags and "tags" not in metadata:
-            metadata["tags"] = tags if isinstance(tags, list) else [tags]
-        metadata.update(groups.pop("traceloop.association.properties.", {}))
-        workflow = a.pop("traceloop.workflow.name", None) if "traceloop" in self.namespaces else None
-        if workflow:
-            metadata["workflow"] = workflow
+        namespaces = self.namespaces
+        if "session" in namespaces or "gen_ai" in namespaces:
+            session = as_text(pop_first(a, "session.id", "gen_ai.conversation.id"))
+            if session and "session_id" not in fields:
+                fields["session_id"] = session[:256]
+        if "user" in namespaces:
+            user = as_text(pop_first(a, "user.id"))
+            if user and "user_id" not in metadata:
+                metadata["user_id"] = user
+        if "tag" in namespaces:
+            tags = parse_json(pop_first(a, "tag.tags"))
+            if tags and "tags" not in metadata:
+                metadata["tags"] = tags if isinstance(tags, list) else [tags]
+        if "traceloop" in namespaces:
+            metadata.update(groups.pop("traceloop.association.properties.", {}))
+            workflow = a.pop("traceloop.workflow.name", None)
+            if workflow:
+                metadata["workflow"] = workflow
         if metadata:
             fields["metadata"] = metadata
         return fields
@@ -723,11 +746,13 @@ class _SpanView:
         a = self.attrs
         found: dict[str, Any] = {}
         for key in ("metadata", "langfuse.observation.metadata"):
-            value = parse_json(a.get(key))
-            if isinstance(value, dict):
-                found.update(value)
-                del a[key]
-        found.update(self.groups.pop("langfuse.observation.metadata.", {}))
+            if key in a:
+                value = parse_json(a[key])
+                if isinstance(value, dict):
+                    found.update(value)
+                    del a[key]
+        if "langfuse.observation.metadata." in self.groups:
+            found.update(self.groups.pop("langfuse.observation.metadata."))
         return found
 
     def other_events(self) -> list[dict[str, Any]]:

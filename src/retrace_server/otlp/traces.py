@@ -59,25 +59,32 @@ def map_export(request: ExportTraceServiceRequest) -> MappedExport:
         resource = attributes(resource_spans.resource.attributes)
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope
+            scope_name, scope_version = scope.name, scope.version
             for i, span in enumerate(scope_spans.spans):
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 try:
-                    one = map_span(span, scope_name=scope.name, scope_version=scope.version)
+                    one = map_span(span, scope_name=scope_name, scope_version=scope_version)
                 except InvalidSpan as exc:
-                    mapped.reject(1, f"{where}: {exc}")
+                    mapped.reject(1, f"{_where(r, s, i)}: {exc}")
                     continue
                 except Exception:
                     # Input must never fail the export: the span is refused by position instead.
-                    log.exception("could not map OTLP span %s", where)
-                    mapped.reject(1, f"{where}: the span could not be read")
+                    log.exception("could not map OTLP span %s", _where(r, s, i))
+                    mapped.reject(1, f"{_where(r, s, i)}: the span could not be read")
                     continue
-                build = traces.setdefault(one.trace_id, _TraceBuild())
-                build.spans[str(one.values["id"])] = one
-                build.resource.update(resource)
+                build = traces.get(one.trace_id)
+                if build is None:
+                    build = traces[one.trace_id] = _TraceBuild()
+                build.spans[one.values["id"]] = one
+                if resource:
+                    build.resource.update(resource)
     for trace_id, build in traces.items():
         mapped.writes.append(_trace_write(trace_id, build))
         mapped.span_counts.append(len(build.spans))
     return mapped
+
+
+def _where(r: int, s: int, i: int) -> str:
+    return f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
 
 
 def _trace_write(trace_id: str, build: _TraceBuild) -> TraceWrite:
