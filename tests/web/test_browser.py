@@ -140,6 +140,7 @@ def test_open_a_run_expand_collapse_and_select(page: Page, make_web_user: Callab
     # Nested tool, collapsed and reopened with the keyboard.
     lookup = items.filter(has_text="lookup_order")
     lookup.click()
+    expect(page.locator("#panel .kv")).to_contain_text("180 ms")
     page.keyboard.press("ArrowLeft")
     expect(items).to_have_count(4)
     page.keyboard.press("Enter")

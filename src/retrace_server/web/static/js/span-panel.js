@@ -22,6 +22,13 @@ function isMessage(m) {
   return m && typeof m === 'object' && !Array.isArray(m) && typeof m.role === 'string';
 }
 
+// A span without `duration_ms` has its latency in its times, as the timeline draws it.
+function latencyOf(span) {
+  if (typeof span.duration_ms === 'number') return span.duration_ms;
+  const ms = Date.parse(span.ended_at) - Date.parse(span.started_at);
+  return Number.isNaN(ms) ? null : Math.max(0, ms);
+}
+
 // The chat messages a span's input holds, in order, with a system prompt given apart first.
 export function messagesOf(input) {
   if (Array.isArray(input) && input.length && input.every(isMessage)) return input;
@@ -136,7 +143,7 @@ export function renderPanel(span, ctx) {
       actions,
     ),
     h('div', { class: 'kv' },
-      kv('Latency', formatDuration(span.duration_ms ?? null)),
+      kv('Latency', formatDuration(latencyOf(span))),
       kv('Starts at', offset === null ? '–' : offset === 0 ? 'at start' : `+${formatDuration(offset)}`, formatTimestamp(span.started_at)),
       ...(span.model || tokensIn != null || tokensOut != null || span.cost != null ? [
         kv('Model', span.model || '–'),
