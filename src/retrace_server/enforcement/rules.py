@@ -53,16 +53,29 @@ class Rule:
 
     @classmethod
     def from_row(cls, row: Any) -> Rule:
-        spec = dict(row.spec or {})
+        return cls.of(row.id, row.name, row.kind, row.action, row.project_id, row.trace_name, row.spec)
+
+    @classmethod
+    def of(
+        cls,
+        id: str,
+        name: str,
+        kind: str,
+        action: str,
+        project_id: str | None,
+        trace_name: str | None,
+        spec: Mapping[str, Any] | None,
+    ) -> Rule:
+        settings = dict(spec or {})
         return cls(
-            id=row.id,
-            name=row.name,
-            kind=row.kind,
-            action=row.action,
-            project_id=row.project_id,
-            trace_name=row.trace_name,
-            spec=spec,
-            tools=frozenset(spec.get("tools") or ()),
+            id=id,
+            name=name,
+            kind=kind,
+            action=action,
+            project_id=project_id,
+            trace_name=trace_name,
+            spec=settings,
+            tools=frozenset(settings.get("tools") or ()),
         )
 
     def applies_to(self, *, project_id: str | None, trace_name: str | None) -> bool:
