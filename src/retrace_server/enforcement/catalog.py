@@ -47,6 +47,27 @@ def _remember(key: tuple[str, str], rules: RuleSet | None) -> RuleSet | None:
     return rules
 
 
+def cached(*, database: str, user_id: str) -> RuleSet | None:
+    """The rules this process last loaded for the user, current or not: compare their revision."""
+    return _cache.get((database, user_id))
+
+
+def read(*, database: str, user_id: str, rules: RuleSet | None) -> RuleSet | None:
+    """Records what a read of the user's revision found without `rules_for`: `rules` at it
+    (freshly loaded, or `cached` still current), or None when the user has no enabled policy."""
+    key = (database, user_id)
+    if rules is not None:
+        _store(key, rules)
+    return _remember(key, rules)
+
+
+def _store(key: tuple[str, str], rules: RuleSet) -> None:
+    _cache[key] = rules
+    _cache.move_to_end(key)
+    while len(_cache) > _MAX_CACHED_USERS:
+        _cache.popitem(last=False)
+
+
 async def rules_for(session: AsyncSession, *, database: str, user_id: str) -> RuleSet | None:
     """The user's enabled policies, or None when they have none (the common, cheapest case)."""
     row = (
@@ -67,10 +88,7 @@ async def rules_for(session: AsyncSession, *, database: str, user_id: str) -> Ru
         .order_by(Policy.created_at, Policy.id)
     )
     rules = RuleSet(revision=row.revision, rules=tuple(Rule.from_row(p) for p in policies.scalars()))
-    _cache[key] = rules
-    _cache.move_to_end(key)
-    while len(_cache) > _MAX_CACHED_USERS:
-        _cache.popitem(last=False)
+    _store(key, rules)
     return _remember(key, rules)
 
 

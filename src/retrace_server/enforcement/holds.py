@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,14 +24,25 @@ from retrace_server.pagination import Page
 _DECIDED_VERDICTS: dict[str, Verdict] = {"pending": "hold", "approved": "allow", "denied": "block"}
 
 
-def current_status(hold: Hold, now: datetime) -> HoldStatus:
+class HoldState(Protocol):
+    """What a hold's verdict depends on: a `Hold`, or the columns read without the ORM."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def on_timeout(self) -> str: ...
+
+
+def current_status(hold: HoldState, now: datetime) -> HoldStatus:
     if hold.status == "pending" and hold.expires_at <= now:
         return "expired"
     status: HoldStatus = hold.status  # type: ignore[assignment]
     return status
 
 
-def verdict_of(hold: Hold, now: datetime) -> Verdict:
+def verdict_of(hold: HoldState, now: datetime) -> Verdict:
     status = current_status(hold, now)
     if status == "expired":
         return "allow" if hold.on_timeout == "allow" else "block"
@@ -133,6 +144,12 @@ async def decide(
         return hold_dict(hold, now)
 
 
+def answers_again(existing: HoldState, *, per_call: bool, span_id: str | None, now: datetime) -> bool:
+    """Whether a run's latest hold for a policy gives this call its verdict. Without a span id a
+    decided hold cannot tell this call from the one it was about: a new hold asks again."""
+    return not (per_call and span_id is None and current_status(existing, now) != "pending")
+
+
 async def resolve(
     session: AsyncSession,
     *,
@@ -162,10 +179,7 @@ async def resolve(
     existing = (
         await session.execute(query.order_by(Hold.created_at.desc(), Hold.id.desc()).limit(1))
     ).scalar_one_or_none()
-    # Without a span id a decided hold cannot tell this call from the one it was about: ask again.
-    if existing is not None and not (
-        per_call and span_id is None and current_status(existing, now) != "pending"
-    ):
+    if existing is not None and answers_again(existing, per_call=per_call, span_id=span_id, now=now):
         return verdict_of(existing, now), existing
     hold = Hold(
         id=str(uuid.uuid4()),

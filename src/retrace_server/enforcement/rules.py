@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from retrace_server.enforcement.schemas import DEFAULT_HOLD_TIMEOUT_S
@@ -35,7 +36,10 @@ def tool_of_key(key: str) -> str:
 
 def period_start(period: str, now: datetime) -> str:
     """The UTC day (`2026-12-01`) or month (`2026-12`) that `now` falls in."""
-    return now.strftime("%Y-%m-%d") if period == "day" else now.strftime("%Y-%m")
+    # Formatted by hand: `strftime` cost a tenth of a check that judges a hundred policies.
+    if period == "day":
+        return f"{now.year:04d}-{now.month:02d}-{now.day:02d}"
+    return f"{now.year:04d}-{now.month:02d}"
 
 
 @dataclass(frozen=True)
@@ -53,16 +57,29 @@ class Rule:
 
     @classmethod
     def from_row(cls, row: Any) -> Rule:
-        spec = dict(row.spec or {})
+        return cls.of(row.id, row.name, row.kind, row.action, row.project_id, row.trace_name, row.spec)
+
+    @classmethod
+    def of(
+        cls,
+        id: str,
+        name: str,
+        kind: str,
+        action: str,
+        project_id: str | None,
+        trace_name: str | None,
+        spec: Mapping[str, Any] | None,
+    ) -> Rule:
+        settings = dict(spec or {})
         return cls(
-            id=row.id,
-            name=row.name,
-            kind=row.kind,
-            action=row.action,
-            project_id=row.project_id,
-            trace_name=row.trace_name,
-            spec=spec,
-            tools=frozenset(spec.get("tools") or ()),
+            id=id,
+            name=name,
+            kind=kind,
+            action=action,
+            project_id=project_id,
+            trace_name=trace_name,
+            spec=settings,
+            tools=frozenset(settings.get("tools") or ()),
         )
 
     def applies_to(self, *, project_id: str | None, trace_name: str | None) -> bool:
@@ -81,8 +98,13 @@ class Rule:
 
     def scope(self, now: datetime) -> str:
         """The spend a period budget watches now: `day|<project>|<trace name>@2026-12-01`."""
+        period, head = self._scope_head
+        return head + period_start(period, now)
+
+    @cached_property
+    def _scope_head(self) -> tuple[str, str]:
         period = str(self.spec["period"])
-        return f"{period}|{self.project_id or '*'}|{self.trace_name or '*'}@{period_start(period, now)}"
+        return period, f"{period}|{self.project_id or '*'}|{self.trace_name or '*'}@"
 
 
 def scope_identity(scope: str) -> str:
@@ -97,11 +119,11 @@ class RuleSet:
     revision: int
     rules: tuple[Rule, ...]
 
-    @property
+    @cached_property
     def needs_trace_name(self) -> bool:
         return any(rule.trace_name is not None for rule in self.rules)
 
-    @property
+    @cached_property
     def needs_project(self) -> bool:
         return any(rule.project_id is not None for rule in self.rules)
 

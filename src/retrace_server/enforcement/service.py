@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,7 @@ from retrace_server.db import faults
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
-from retrace_server.enforcement import catalog, holds, usage
+from retrace_server.enforcement import catalog, holds, sqlite_check, usage
 from retrace_server.enforcement.models import Policy, PolicyBreach, ToolCount
 from retrace_server.enforcement.rules import Rule, RuleSet, Trip, Usage, hash_tool_args, tool_key, trips
 from retrace_server.enforcement.schemas import (
@@ -213,6 +214,8 @@ async def check(db: Database, *, user_id: str, request: CheckRequest) -> dict[st
 
 
 async def _check(db: Database, *, user_id: str, request: CheckRequest) -> dict[str, Any]:
+    if db.is_sqlite:
+        return await _check_sqlite(db, user_id=user_id, request=request)
     now = utcnow()
     trace_id = request.trace_id or request.run_id
     async with db.read() as session:
@@ -275,6 +278,37 @@ async def _check(db: Database, *, user_id: str, request: CheckRequest) -> dict[s
                 status = holds.current_status(hold, now)
                 return _answer("block", f"{trip.reason}; the hold was {status}", trip.rule, hold.id, counted)
     return _allow(counted=counted)
+
+
+async def _check_sqlite(db: Database, *, user_id: str, request: CheckRequest) -> dict[str, Any]:
+    """`_check` in one turn of the SQLite writer thread (`sqlite_check`)."""
+    step = sqlite_check.Step(
+        user_id=user_id,
+        run_id=request.run_id,
+        trace_id=request.trace_id or request.run_id,
+        span_id=request.span_id,
+        project_id=request.project_id,
+        tool_name=request.tool_name,
+        tool_args_hash=request.tool_args_hash,
+        tokens=request.proposed_tokens,
+        usd=request.proposed_usd,
+    )
+    cached = catalog.cached(database=db.url, user_id=user_id)
+    now = utcnow()
+    outcome = await db.write_sqlite_direct(
+        functools.partial(sqlite_check.check, step=step, cached=cached, now=now)
+    )
+    catalog.read(database=db.url, user_id=user_id, rules=outcome.rules)
+    trip, counted = outcome.trip, outcome.counted
+    if trip is None or counted is None:
+        return _allow(counted=counted)
+    if outcome.hold_id is None:
+        return _answer("block", trip.reason, trip.rule, None, counted)
+    if outcome.verdict == "hold":
+        reason = f"{trip.reason}; waiting for a person (hold {outcome.hold_id})"
+    else:
+        reason = f"{trip.reason}; the hold was {outcome.hold_status}"
+    return _answer(outcome.verdict, reason, trip.rule, outcome.hold_id, counted)
 
 
 def _answer(verdict: str, reason: str, rule: Rule, hold_id: str | None, counted: Usage) -> dict[str, Any]:
