@@ -8,12 +8,13 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.wait import wait_for
 
 AGENT_SCRIPT = Path(__file__).with_name("agent_script.py")
 WAIT_S = 90.0
@@ -86,14 +87,7 @@ class AgentProcess:
 
 def wait_until(check: Callable[[], Any], *, what: str, timeout: float = WAIT_S) -> Any:
     """Polls `check` until it returns something truthy, which is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(check, timeout=timeout, interval=0.05, what=what)
 
 
 def get_trace(client: httpx.Client, trace_id: str) -> dict[str, Any] | None:
