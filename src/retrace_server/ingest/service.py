@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 
 from retrace_server.db import faults
 from retrace_server.db.engine import Database
@@ -71,8 +72,18 @@ class Ingestor:
                 lambda connection: SqliteStore(connection).delete_trace(user_id, trace_id), one_statement=True
             )
             return deleted
-        async with self.db.engine.begin() as connection:
-            return await connection.run_sync(lambda sync: SqlStore(sync).delete_trace(user_id, trace_id))
+        for attempt in range(DELETE_ATTEMPTS):
+            try:
+                async with self.db.engine.begin() as connection:
+                    return await connection.run_sync(
+                        lambda sync: SqlStore(sync).delete_trace(user_id, trace_id)
+                    )
+            except DBAPIError as exc:
+                # The cascade locks rows of many tables; PostgreSQL may pick it as a deadlock's
+                # victim against a concurrent write, which a retry gets past.
+                if not _is_deadlock(exc) or attempt == DELETE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _store(self, user_id: str, prepared: list[PreparedWrite]) -> list[WriteOutcome]:
         run = partial(
@@ -121,6 +132,9 @@ def prepare(write: TraceWrite) -> PreparedWrite:
     )
 
 
+# A trace's delete is retried when PostgreSQL resolves a deadlock by aborting it.
+DELETE_ATTEMPTS = 3
+
 _TRACE_API_COLUMNS = (
     "id",
     "name",
@@ -151,3 +165,8 @@ def api_trace(row: dict[str, Any]) -> dict[str, Any]:
         trace[column] = orjson.loads(value) if isinstance(value, str) else value
     trace["lossy"] = bool(trace["lossy"])
     return trace
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "40P01" or "deadlock detected" in str(exc.orig)
