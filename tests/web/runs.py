@@ -19,7 +19,7 @@ def nested_run(
     run_id = str(uuid.uuid4())
     ids = {key: f"{key}-{uuid.uuid4().hex[:8]}" for key in ("agent", "plan", "lookup", "refund", "reply")}
     system = "You are the support agent of a web shop. Be brief."
-    spans = [
+    spans: list[dict[str, Any]] = [
         {
             "id": ids["agent"], "span_type": "action", "name": "handle_ticket", "input": {"ticket": text},
             "output": "answered", "duration_ms": 2400,
