@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +15,10 @@ from retrace_server.baselines.models import GoldenBaseline, RegressionResult
 from retrace_server.config import Settings
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
-from retrace_server.db.upsert import insert_for
+from retrace_server.db.upsert import insert_or_update
 from retrace_server.errors import NotFound
 from retrace_server.ingest import CommittedHook, TraceWrite, WriteOutcome
+from retrace_server.recent import Recent
 from retrace_server.traces import answers
 from retrace_server.traces import service as traces_service
 from retrace_server.traces.models import Trace
@@ -29,27 +29,23 @@ _CHUNK = 500
 # The completion hook runs after every write that ends a run; it rereads which names and projects
 # have a baseline at most this often per process (a mark made here is seen at once).
 GOLDEN_KEYS_MAX_AGE_S = 1.0
-_golden_keys: dict[tuple[str, str], tuple[float, frozenset[tuple[str, str]]]] = {}
-_MAX_CACHED_USERS = 4096
+# (database, user) -> the (name, project) pairs of the user's golden baselines.
+_golden_keys: Recent[tuple[str, str], frozenset[tuple[str, str]]] = Recent(max_age_s=GOLDEN_KEYS_MAX_AGE_S)
 
 
 async def _baselined(db: Database, *, user_id: str) -> frozenset[tuple[str, str]]:
     """The (name, project) pairs of the user's golden baselines, read at most once a second."""
     key = (db.url, user_id)
-    known = _golden_keys.get(key)
-    if known is not None and time.monotonic() - known[0] <= GOLDEN_KEYS_MAX_AGE_S:
-        return known[1]
+    known, pairs = _golden_keys.lookup(key)
+    if known and pairs is not None:
+        return pairs
     async with db.read() as session:
         rows = await session.execute(
             select(GoldenBaseline.name_key, GoldenBaseline.project_key)
             .where(GoldenBaseline.user_id == user_id)
             .distinct()
         )
-        pairs = frozenset((row.name_key, row.project_key) for row in rows)
-    if len(_golden_keys) >= _MAX_CACHED_USERS:
-        _golden_keys.clear()
-    _golden_keys[key] = (time.monotonic(), pairs)
-    return pairs
+        return _golden_keys.put(key, frozenset((row.name_key, row.project_key) for row in rows))
 
 
 async def _trace_row(session: AsyncSession, *, user_id: str, trace_id: str) -> Any:
@@ -79,7 +75,7 @@ async def update_golden(db: Database, *, user_id: str, trace_id: str, golden: bo
     """Marks (or unmarks) a trace as the baseline of its name and project. Marking an already
     golden trace again makes it the newest baseline."""
     answer = await _store_golden(db, user_id=user_id, trace_id=trace_id, golden=golden)
-    _golden_keys.pop((db.url, user_id), None)
+    _golden_keys.discard((db.url, user_id))
     return answer
 
 
@@ -100,22 +96,20 @@ async def _store_golden(db: Database, *, user_id: str, trace_id: str, golden: bo
             project_key=trace.project_id or "",
             marked_at=utcnow(),
         )
-        insert = insert_for(db.dialect)(GoldenBaseline).values(
-            user_id=mark.user_id,
-            trace_id=mark.trace_id,
-            name_key=mark.name_key,
-            project_key=mark.project_key,
-            marked_at=mark.marked_at,
-        )
-        await session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[GoldenBaseline.user_id, GoldenBaseline.trace_id],
-                set_={
-                    "name_key": insert.excluded.name_key,
-                    "project_key": insert.excluded.project_key,
-                    "marked_at": insert.excluded.marked_at,
-                },
-            )
+        await insert_or_update(
+            session,
+            GoldenBaseline,
+            [
+                {
+                    "user_id": mark.user_id,
+                    "trace_id": mark.trace_id,
+                    "name_key": mark.name_key,
+                    "project_key": mark.project_key,
+                    "marked_at": mark.marked_at,
+                }
+            ],
+            keys=["user_id", "trace_id"],
+            update_columns=["name_key", "project_key", "marked_at"],
         )
         return _golden_dict(trace, mark)
 
@@ -176,27 +170,22 @@ async def _compare_and_store(
         "tolerance": tolerance,
         "first_divergence": comparison["first_divergence"],
     }
-    insert = insert_for(db.dialect)(RegressionResult).values(
-        user_id=user_id,
-        trace_id=trace_id,
-        baseline_trace_id=baseline_id,
-        verdict=comparison["verdict"],
-        summary=comparison["summary"],
-        findings=stored,
-        compared_at=comparison["compared_at"],
-    )
+    result = {
+        "user_id": user_id,
+        "trace_id": trace_id,
+        "baseline_trace_id": baseline_id,
+        "verdict": comparison["verdict"],
+        "summary": comparison["summary"],
+        "findings": stored,
+        "compared_at": comparison["compared_at"],
+    }
     async with db.write() as session:
-        await session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[RegressionResult.user_id, RegressionResult.trace_id],
-                set_={
-                    "baseline_trace_id": insert.excluded.baseline_trace_id,
-                    "verdict": insert.excluded.verdict,
-                    "summary": insert.excluded.summary,
-                    "findings": insert.excluded.findings,
-                    "compared_at": insert.excluded.compared_at,
-                },
-            )
+        await insert_or_update(
+            session,
+            RegressionResult,
+            [result],
+            keys=["user_id", "trace_id"],
+            update_columns=["baseline_trace_id", "verdict", "summary", "findings", "compared_at"],
         )
     return comparison
 

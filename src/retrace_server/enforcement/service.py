@@ -35,9 +35,6 @@ from retrace_server.traces.models import Span, Trace
 logger = logging.getLogger("retrace_server.enforcement")
 
 SCOPE_FIELDS = ("name", "enabled", "project_id", "trace_name")
-# Ingest reviews every write, and the SDK checks every step: for a user who had no policies, the
-# revision is reread at most this often per process (a change made in this process is seen at once).
-REVIEW_RULES_MAX_AGE_S = 1.0
 
 # --- policies ---------------------------------------------------------------------------------
 
@@ -215,7 +212,7 @@ async def check(db: Database, *, user_id: str, request: CheckRequest) -> dict[st
 
 
 async def _check(db: Database, *, user_id: str, request: CheckRequest) -> dict[str, Any]:
-    known, rules = catalog.recent_rules(database=db.url, user_id=user_id, max_age_s=REVIEW_RULES_MAX_AGE_S)
+    known, rules = catalog.recent_rules(database=db.url, user_id=user_id)
     if known and rules is None:
         # A user without policies a moment ago: no database turn (on SQLite, none behind ingest's
         # writes); a policy made in another process applies here within that moment.
@@ -372,9 +369,7 @@ async def review_stored(db: Database, *, user_id: str, writes: Sequence[TraceWri
     Never raises: a fault is logged and answers {}.
     """
     try:
-        known, rules = catalog.recent_rules(
-            database=db.url, user_id=user_id, max_age_s=REVIEW_RULES_MAX_AGE_S
-        )
+        known, rules = catalog.recent_rules(database=db.url, user_id=user_id)
         if not known:
             async with db.read() as session:
                 rules = await catalog.rules_for(session, database=db.url, user_id=user_id)
