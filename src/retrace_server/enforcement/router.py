@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.body import body_schema, parse_body
+from retrace_server.db.engine import Database
 from retrace_server.deps import DbDep, SettingsDep
 from retrace_server.enforcement import holds, quota, service
 from retrace_server.enforcement.schemas import (
@@ -153,40 +154,40 @@ async def get_hold(hold_id: str, user: UserDep, db: DbDep) -> JsonResponse:
     return JsonResponse(await holds.get(db, user_id=user.id, hold_id=hold_id))
 
 
-async def _decision(request: Request) -> HoldDecision:
-    return await parse_body(request, HoldDecision, required=False)
+_HOLD_DECISION_ERRORS = error_responses(
+    400, 401, 404, 409, 413, 415, 429, e409="The hold is already decided or expired"
+)
+
+
+async def _decide(
+    hold_id: str, request: Request, *, user_id: str, db: Database, approve: bool
+) -> JsonResponse:
+    decision = await parse_body(request, HoldDecision, required=False)
+    return JsonResponse(
+        await holds.decide(db, user_id=user_id, hold_id=hold_id, approve=approve, note=decision.note)
+    )
 
 
 @router.post(
     "/holds/{hold_id}/approve",
     summary="Approve a pending hold: the held action goes ahead",
     response_model=HoldOut,
-    responses=error_responses(
-        400, 401, 404, 409, 413, 415, 429, e409="The hold is already decided or expired"
-    ),
+    responses=_HOLD_DECISION_ERRORS,
     openapi_extra=body_schema(HoldDecision, required=False),
 )
 async def approve_hold(hold_id: str, request: Request, user: UserDep, db: DbDep) -> JsonResponse:
-    decision = await _decision(request)
-    return JsonResponse(
-        await holds.decide(db, user_id=user.id, hold_id=hold_id, approve=True, note=decision.note)
-    )
+    return await _decide(hold_id, request, user_id=user.id, db=db, approve=True)
 
 
 @router.post(
     "/holds/{hold_id}/deny",
     summary="Deny a pending hold: the held action is blocked",
     response_model=HoldOut,
-    responses=error_responses(
-        400, 401, 404, 409, 413, 415, 429, e409="The hold is already decided or expired"
-    ),
+    responses=_HOLD_DECISION_ERRORS,
     openapi_extra=body_schema(HoldDecision, required=False),
 )
 async def deny_hold(hold_id: str, request: Request, user: UserDep, db: DbDep) -> JsonResponse:
-    decision = await _decision(request)
-    return JsonResponse(
-        await holds.decide(db, user_id=user.id, hold_id=hold_id, approve=False, note=decision.note)
-    )
+    return await _decide(hold_id, request, user_id=user.id, db=db, approve=False)
 
 
 @router.get(

@@ -13,7 +13,6 @@ from retrace_server import __version__
 from retrace_server.auth.dependencies import UserDep
 from retrace_server.deps import SettingsDep
 from retrace_server.errors import ApiError, DomainError
-from retrace_server.ingest import Ingestor
 from retrace_server.ingest.dependencies import IngestDep
 from retrace_server.openapi import error_responses
 from retrace_server.otlp import decode, responses, service
@@ -108,12 +107,6 @@ async def _export_body(request: Request, max_body_bytes: int) -> tuple[bytes, En
     return raw, encoding
 
 
-async def _export_spans(request: Request, user_id: str, ingestor: Ingestor, max_body_bytes: int) -> Response:
-    raw, encoding = await _export_body(request, max_body_bytes)
-    result = await service.create_spans(ingestor, user_id=user_id, export=decode.decode_traces(raw, encoding))
-    return responses.trace_response(encoding, rejected=result.rejected, message=result.message)
-
-
 @router.post(
     TRACES_PATH,
     summary="Receive OTLP/HTTP traces (protobuf or JSON, gzip or none)",
@@ -121,12 +114,6 @@ async def _export_spans(request: Request, user_id: str, ingestor: Ingestor, max_
     responses=OTLP_ERRORS,
     openapi_extra=_otlp_body("ExportTraceServiceRequest"),
 )
-async def export_traces(
-    request: Request, user: UserDep, ingestor: IngestDep, settings: SettingsDep
-) -> Response:
-    return await _export_spans(request, user.id, ingestor, settings.max_body_bytes)
-
-
 @router.post(
     LANGFUSE_TRACES_PATH,
     summary="Receive the Langfuse SDK's traces (OTLP/HTTP, Basic auth with a Retrace key as password)",
@@ -134,10 +121,12 @@ async def export_traces(
     responses=OTLP_ERRORS,
     openapi_extra=_otlp_body("ExportTraceServiceRequest"),
 )
-async def export_langfuse_traces(
+async def export_traces(
     request: Request, user: UserDep, ingestor: IngestDep, settings: SettingsDep
 ) -> Response:
-    return await _export_spans(request, user.id, ingestor, settings.max_body_bytes)
+    raw, encoding = await _export_body(request, settings.max_body_bytes)
+    result = await service.create_spans(ingestor, user_id=user.id, export=decode.decode_traces(raw, encoding))
+    return responses.trace_response(encoding, rejected=result.rejected, message=result.message)
 
 
 @router.post(

@@ -61,9 +61,10 @@ def _environment() -> Environment:
 ENV = _environment()
 
 
-def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+def _page(request: Request, template: str, **context: Any) -> str:
+    """The template rendered with what every page's layout reads (user, CSRF token, navigation)."""
     signed_in = getattr(request.state, "signed_in", None)
-    page = ENV.get_template(template).render(
+    return ENV.get_template(template).render(
         request=request,
         path=request.url.path,
         signed_in=signed_in,
@@ -72,6 +73,10 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
         current_nav=current_entry(request.url.path),
         **context,
     )
+
+
+def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+    page = _page(request, template, **context)
     # Pages hold private run content: never kept by shared caches or the back-forward cache of others.
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -82,17 +87,7 @@ _DATA_SLOT = "<!--retrace:data-->"
 def page_with_data(request: Request, template: str, *, data: bytes, **context: Any) -> Response:
     """A page whose script reads `data` (JSON) from a data block. The block is joined as bytes:
     a 10,000-span run is megabytes that need not pass through the template engine."""
-    signed_in = getattr(request.state, "signed_in", None)
-    page = ENV.get_template(template).render(
-        request=request,
-        path=request.url.path,
-        signed_in=signed_in,
-        csrf_token=signed_in.csrf_token if signed_in else "",
-        nav=NAV,
-        current_nav=current_entry(request.url.path),
-        data_slot=Markup(_DATA_SLOT),
-        **context,
-    )
+    page = _page(request, template, data_slot=Markup(_DATA_SLOT), **context)
     head, _, tail = page.partition(_DATA_SLOT)
     body = b"".join(
         (
