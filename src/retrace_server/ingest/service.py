@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +28,7 @@ from retrace_server.ingest.store import PreparedWrite, StoredHook, apply
 from retrace_server.pricing import PriceTable
 
 log = logging.getLogger("retrace_server.ingest")
+T = TypeVar("T")
 
 AdmissionHook = Callable[[str, TraceWrite], Awaitable[None]]
 """Asked with the user id before a new trace (a write in `create` mode) is stored; raising a
@@ -72,18 +73,7 @@ class Ingestor:
                 lambda connection: SqliteStore(connection).delete_trace(user_id, trace_id), one_statement=True
             )
             return deleted
-        for attempt in range(DELETE_ATTEMPTS):
-            try:
-                async with self.db.engine.begin() as connection:
-                    return await connection.run_sync(
-                        lambda sync: SqlStore(sync).delete_trace(user_id, trace_id)
-                    )
-            except DBAPIError as exc:
-                # The cascade locks rows of many tables; PostgreSQL may pick it as a deadlock's
-                # victim against a concurrent write, which a retry gets past.
-                if not _is_deadlock(exc) or attempt == DELETE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return await self._on_postgres(lambda store: store.delete_trace(user_id, trace_id))
 
     async def _store(self, user_id: str, prepared: list[PreparedWrite]) -> list[WriteOutcome]:
         run = partial(
@@ -96,14 +86,26 @@ class Ingestor:
                     lambda connection: run(SqliteStore(connection))
                 )
             else:
-                async with self.db.engine.begin() as connection:
-                    outcomes = await connection.run_sync(lambda sync: run(SqlStore(sync)))
+                outcomes = await self._on_postgres(run)
         except DomainError as exc:
             # A lone write raises, so that its transaction (not only a savepoint) is undone; with
             # several, only a fault of the database (each write refused alone is an outcome)
             # gets here, and it failed them all.
             return [WriteOutcome(trace_id=write.trace_id, error=exc) for write in prepared]
         return outcomes
+
+    async def _on_postgres(self, work: Callable[[SqlStore], T]) -> T:
+        """`work` in one transaction, run again when PostgreSQL aborts it as a deadlock's victim:
+        writes lock rows of several tables (a trace delete cascades to many), and a concurrent
+        writer can take them in another order. Every write here is safe to run again whole."""
+        for attempt in range(DEADLOCK_ATTEMPTS):
+            try:
+                async with self.db.engine.begin() as connection:
+                    return await connection.run_sync(lambda sync: work(SqlStore(sync)))
+            except DBAPIError as exc:
+                if not _is_deadlock(exc) or attempt == DEADLOCK_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _after_commit(
         self, user_id: str, writes: list[TraceWrite], outcomes: list[WriteOutcome]
@@ -132,8 +134,8 @@ def prepare(write: TraceWrite) -> PreparedWrite:
     )
 
 
-# A trace's delete is retried when PostgreSQL resolves a deadlock by aborting it.
-DELETE_ATTEMPTS = 3
+# A transaction PostgreSQL aborts to resolve a deadlock is run again, up to this many times in all.
+DEADLOCK_ATTEMPTS = 3
 
 _TRACE_API_COLUMNS = (
     "id",
