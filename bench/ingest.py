@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+import _load as load
 from _server import BenchServer, ceiling, cpu_seconds, rss_mb, serve, settings_line
 from retrace_server.search import fts_index
 from text import ChatText
@@ -69,42 +70,17 @@ def make_traces(count: int, spans: int) -> list[bytes]:
     return bodies
 
 
-async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes) -> int:
-    """One keep-alive HTTP/1.1 POST; a bare client keeps the load generator's own CPU cost low."""
-    writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
-
-
 async def run_clients(url: str, key: str, bodies: list[bytes], *, clients: int) -> tuple[int, int, float]:
     """Posts every body once, over `clients` connections: (stored, refused, seconds)."""
-    host, port = url.removeprefix("http://").split(":")
-    head = (
-        f"POST /api/v1/traces HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
-        "Content-Type: application/json\r\nContent-Length: "
-    ).encode()
-    queue = iter(bodies)
-    stored = refused = 0
-
-    async def client() -> None:
-        nonlocal stored, refused
-        reader, writer = await asyncio.open_connection(host, int(port))
-        for body in queue:
-            if await _post(reader, writer, head, body) == 201:
-                stored += 1
-            else:
-                refused += 1
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return stored, refused, time.perf_counter() - started
+    return await load.run_clients(
+        url,
+        key,
+        bodies,
+        clients=clients,
+        path="/api/v1/traces",
+        content_type="application/json",
+        stored_when=lambda status, _answer: status == 201,
+    )
 
 
 def postgres_cpu_seconds() -> float:

@@ -24,6 +24,7 @@ import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+import _load as load
 from _server import BenchServer, ceiling, cpu_seconds, serve, settings_line
 from text import ChatText
 
@@ -104,46 +105,24 @@ def sends(exports: list[tuple[bytes, bytes]], count: int) -> Iterator[bytes]:
         yield template.replace(prefix, next(_FRESH).to_bytes(4, "big"))
 
 
-async def _post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
-) -> tuple[int, bytes]:
-    """One keep-alive HTTP/1.1 POST; a bare client keeps the load generator's own CPU cost low."""
-    writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-    return int(status_line.split()[1]), await reader.readexactly(length)
-
-
 async def run_clients(
     url: str, key: str, bodies: Iterator[bytes], *, clients: int, ceiling: bool
 ) -> tuple[int, int, float]:
     """Posts every body once over `clients` connections: (stored, refused, seconds). The server
     stores an export whole when it answers 200 with an empty ExportTraceServiceResponse."""
-    host, port = url.removeprefix("http://").split(":")
-    head = (
-        f"POST /v1/traces HTTP/1.1\r\nHost: {host}\r\nx-retrace-key: {key}\r\n"
-        "Content-Type: application/x-protobuf\r\nContent-Length: "
-    ).encode()
-    stored = refused = 0
 
-    async def client() -> None:
-        nonlocal stored, refused
-        reader, writer = await asyncio.open_connection(host, int(port))
-        for body in bodies:
-            status, answer = await _post(reader, writer, head, body)
-            if (ceiling and 200 <= status < 300) or (status == 200 and answer == b""):
-                stored += 1
-            else:
-                refused += 1
-        writer.close()
+    def stored_when(status: int, answer: bytes) -> bool:
+        return (ceiling and 200 <= status < 300) or (status == 200 and answer == b"")
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return stored, refused, time.perf_counter() - started
+    return await load.run_clients(
+        url,
+        key,
+        bodies,
+        clients=clients,
+        path="/v1/traces",
+        content_type="application/x-protobuf",
+        stored_when=stored_when,
+    )
 
 
 def _stored_traces(server: BenchServer) -> int:
