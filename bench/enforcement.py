@@ -7,7 +7,8 @@ Starts `retrace-server serve` on its shipped defaults (SQLite in a temporary dir
 the official SDK sends them: runs of 50 steps, each a new span, every third a tool call with an
 arguments hash. The target is p99 <= 5 ms with 100 policies.
 
-Prints p50/p95/p99/max in milliseconds, measured by the client, for:
+The client is a bare keep-alive socket (`_load.BareConnection`), so the figures are the server's
+and the loopback's, not an HTTP library's. Prints p50/p95/p99/max in milliseconds for:
 - `GET /health`: the same HTTP stack with nothing to do (the ceiling);
 - a check by a user without policies (authentication and one indexed read);
 - a check with 100 policies of which 5 apply to the run (policies scoped to other projects);
@@ -30,8 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import orjson
 
-from _server import percentile, serve
+from _load import BareConnection
+from _server import percentile, serve, settings_line
 
 KINDS = ("run_budget", "period_budget", "tool_loop", "tool_deny", "tool_approval")
 
@@ -106,31 +109,34 @@ def _measure(
     workers: int,
 ) -> list[float]:
     headers = {"x-retrace-key": key} if key else {}
-    clients = [httpx.Client(base_url=url, headers=headers, timeout=30) for _ in range(workers)]
+    connections = [BareConnection(url, headers) for _ in range(workers)]
     latencies: list[float] = []
     lock = threading.Lock()
 
+    def send(connection: BareConnection) -> tuple[int, bytes]:
+        if body is None:
+            return connection.request("GET", path)
+        return connection.request("POST", path, orjson.dumps(body()))
+
     def work(worker: int) -> None:
-        client = clients[worker]
+        connection = connections[worker]
         mine: list[float] = []
         for _ in range(requests // workers):
-            payload = body() if body else None
             started = time.perf_counter()
-            r = client.post(path, json=payload) if payload is not None else client.get(path)
+            status, answer = send(connection)
             mine.append((time.perf_counter() - started) * 1000)
-            if r.status_code != 200:
-                raise RuntimeError(f"{path} answered {r.status_code}: {r.text}")
+            if status != 200:
+                raise RuntimeError(f"{path} answered {status}: {answer.decode()}")
         with lock:
             latencies.extend(mine)
 
     # Warm up each connection (and the server's policy cache) before timing.
-    for client in clients:
-        payload = body() if body else None
-        client.post(path, json=payload) if payload is not None else client.get(path)
+    for connection in connections:
+        send(connection)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(work, range(workers)))
-    for client in clients:
-        client.close()
+    for connection in connections:
+        connection.close()
     return latencies
 
 
@@ -153,9 +159,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench-enforcement.db"
-        with serve(
-            database_url, env={"RETRACE_EMBEDDER": "none", "RETRACE_INDEXER_ENABLED": "false"}
-        ) as server:
+        with serve(database_url) as server:
             suffix = uuid.uuid4().hex[:8]
             scoped = [_policy(KINDS[i % 5], i, None if i < 5 else f"project-{i % 20}") for i in range(100)]
             everywhere = [_policy(KINDS[i % 5], i, None) for i in range(100)]
@@ -163,9 +167,10 @@ def main() -> None:
             five = _make_user(server.url, database_url, f"bench-five-{suffix}", scoped)
             hundred = _make_user(server.url, database_url, f"bench-all-{suffix}", everywhere)
 
-            print(f"database: {database_url.split('://', 1)[0]}  server: 1 process, shipped defaults")
+            print(f"database: {database_url.split('://', 1)[0]}  server: 1 process")
+            print(settings_line(server.env))
             print(f"requests per configuration: {args.requests}  concurrent clients: {args.concurrency}")
-            print("latency in ms, measured by the client (HTTP/1.1 keep-alive)")
+            print("latency in ms, measured by the client (bare socket, HTTP/1.1 keep-alive)")
             measure = {"requests": args.requests, "workers": args.concurrency}
             _report(
                 "GET /health (ceiling: the HTTP stack alone)",

@@ -133,7 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = Health(status="ok", version=__version__, indexing=indexing_status(request.app))
         return JsonResponse(status.model_dump(mode="json"))
 
+    # Routes match in order, each candidate costing a few microseconds: the paths that agents
+    # call on every step (ingest, the guardrail check, OTLP export) come first.
     app.include_router(traces_router)
+    app.include_router(enforcement_router)
+    app.include_router(otlp_router.router)
     app.include_router(baselines_router)
     app.include_router(api_keys_router)
     app.include_router(billing_router)
@@ -143,10 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(memory_router)
     app.include_router(stream_router)
-    app.include_router(enforcement_router)
     app.include_router(internal_router)
     install_api_docs(app)
     install_openapi(app, security_schemes=SECURITY_SCHEMES)
     install_web(app)
-    app.include_router(otlp_router.router)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,3 +108,55 @@ def test_a_session_holding_the_write_turn_keeps_the_writer_thread_waiting(writer
         writer.close()
     assert order == ["session done", "writer"]
     assert _labels(writer) == {1: "after", 2: "session"}
+
+
+def _thread_of_insert(item: int) -> Callable[[sqlite3.Connection], int]:
+    def work(connection: sqlite3.Connection) -> int:
+        connection.execute("INSERT INTO items VALUES (?, 'inline?')", (item,))
+        return threading.get_ident()
+
+    return work
+
+
+def test_inline_work_runs_on_the_callers_thread_while_the_writer_is_idle(writer: SqliteWriter) -> None:
+    async def scenario() -> None:
+        caller = threading.get_ident()
+        assert await writer.run(_thread_of_insert(1)) != caller, "queued work runs on the writer"
+        assert await writer.run(_thread_of_insert(2), inline=True) == caller
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.run(_insert_pair(3, 2), inline=True)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert _labels(writer) == {1: "inline?", 2: "inline?"}, "failed inline work left nothing"
+
+
+def test_inline_work_is_queued_while_a_session_or_another_process_writes(writer: SqliteWriter) -> None:
+    async def scenario() -> None:
+        caller = threading.get_ident()
+        await writer.run(_insert_one(1, "opens the writer's connection"), one_statement=True)
+        async with writer.hold():
+            behind_session = asyncio.ensure_future(writer.run(_thread_of_insert(2), inline=True))
+            await asyncio.sleep(0.1)
+            assert not behind_session.done()
+        assert await behind_session != caller
+
+        other_process = sqlite3.connect(writer._path, isolation_level=None)
+        other_process.execute("BEGIN IMMEDIATE")
+        behind_process = asyncio.ensure_future(writer.run(_thread_of_insert(3), inline=True))
+        started = time.monotonic()
+        await asyncio.sleep(0.1)
+        # The event loop went on: the inline attempt did not wait on the other process's lock.
+        assert time.monotonic() - started < 5
+        assert not behind_process.done()
+        other_process.execute("COMMIT")
+        other_process.close()
+        assert await behind_process != caller
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert set(_labels(writer)) == {1, 2, 3}

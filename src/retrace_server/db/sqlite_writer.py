@@ -8,6 +8,10 @@ request; a piece alone in its group needs none.
 Writes through SQLAlchemy sessions (`Database.write`) take their turn in the same queue: the
 thread lets a session through (`hold`) and waits until it commits, so two writers of the file
 never meet in SQLite's busy wait.
+
+Short work on a path that waits for its answer (the guardrail check) may run `inline`: when the
+thread is idle, on the caller's thread over the same connection, which saves the two thread
+hand-overs that cost more than the work.
 """
 
 from __future__ import annotations
@@ -57,13 +61,24 @@ class SqliteWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._checkpointer = _Checkpointer(self._open)
+        # Held by the thread while it works on a group (or lets a session write), and by an
+        # inline caller: whoever holds it owns `_connection`.
+        self._busy = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._busy_timeout_ms = 0
 
-    async def run(self, work: Work, *, one_statement: bool = False) -> Any:
+    async def run(self, work: Work, *, one_statement: bool = False, inline: bool = False) -> Any:
         """Runs `work(connection)` inside a committed transaction; raises what it raised.
 
         Work that executes `one_statement` needs no savepoint, since SQLite undoes a failed
-        statement itself, nor a transaction of its own when nothing else is queued.
+        statement itself, nor a transaction of its own when nothing else is queued. `inline`
+        work runs on the caller's thread when the writer is idle (it blocks the caller for its
+        duration), and is queued otherwise.
         """
+        if inline:
+            done, result = self._run_inline(work)
+            if done:
+                return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._ensure_thread()
@@ -102,33 +117,71 @@ class SqliteWriter:
                 self._thread.start()
                 self._checkpointer.start()
 
+    def _run_inline(self, work: Work) -> tuple[bool, Any]:
+        """(True, result) when `work` ran here; (False, None) when the thread is busy or has work
+        queued, another process holds the file's write lock, or the log is due a restart (the
+        thread's to do): then the caller queues it."""
+        if self._held_back is not None or not self._jobs.empty() or not self._busy.acquire(blocking=False):
+            return False, None
+        try:
+            connection = self._connection
+            if connection is None or self._checkpointer.restart_due() or not self._still_open_file():
+                return False, None
+            # Never wait here for another process's write: that would stall the event loop.
+            connection.execute("PRAGMA busy_timeout=0")
+            try:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError:
+                    return False, None
+                try:
+                    result = work(connection)
+                    connection.execute("COMMIT")
+                except BaseException as exc:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    fault = faults.surfaced(exc) if isinstance(exc, Exception) else exc
+                    if fault is exc:
+                        raise
+                    raise fault from exc
+                return True, result
+            finally:
+                connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        finally:
+            self._busy.release()
+
     def _serve(self) -> None:
-        connection: sqlite3.Connection | None = None
         try:
             while True:
                 group, stopping = self._next_group()
-                if group and group[0].released is not None:
-                    self._let_session_write(group[0])
-                elif group:
-                    if connection is not None and not self._still_open_file():
-                        # The file was deleted or replaced: writing on would store into a file
-                        # nobody can open again. Reopen (or fail the requests if that fails).
-                        connection.close()
-                        connection = None
-                    try:
-                        connection = connection or self._connect()
-                    except Exception as exc:
-                        # Every waiting request gets the error; the next group tries again.
-                        _settle_all(group, exc)
-                        continue
-                    self._commit_group(connection, group)
-                    if self._checkpointer.restart_due():
-                        self._restart_log(connection)
+                with self._busy:
+                    self._work_on(group)
                 if stopping:
                     return
         finally:
-            if connection is not None:
-                connection.close()
+            with self._busy:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+
+    def _work_on(self, group: list[_Job]) -> None:
+        if group and group[0].released is not None:
+            self._let_session_write(group[0])
+        elif group:
+            if self._connection is not None and not self._still_open_file():
+                # The file was deleted or replaced: writing on would store into a file nobody
+                # can open again. Reopen (or fail the requests if that fails).
+                self._connection.close()
+                self._connection = None
+            try:
+                connection = self._connection = self._connection or self._connect()
+            except Exception as exc:
+                # Every waiting request gets the error; the next group tries again.
+                _settle_all(group, exc)
+                return
+            self._commit_group(connection, group)
+            if self._checkpointer.restart_due():
+                self._restart_log(connection)
 
     def _next_group(self) -> tuple[list[_Job], bool]:
         """Queued work, and whether to stop after it. A session's turn is a group of its own."""
@@ -169,6 +222,7 @@ class SqliteWriter:
     def _connect(self) -> sqlite3.Connection:
         connection = self._open()
         self._inode = os.stat(self._path).st_ino
+        self._busy_timeout_ms = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
         return connection
 
     def _open(self) -> sqlite3.Connection:

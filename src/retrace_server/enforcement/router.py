@@ -43,6 +43,23 @@ async def _json_body(request: Request) -> Any:
         raise InvalidInput(f"Invalid JSON body: {exc}") from None
 
 
+# First in the router: the SDK asks after every step, and routes match in order.
+@router.post(
+    "/check",
+    summary="Count a run's step and answer allow, block or hold",
+    description=(
+        "Called by the official SDK after recording each step when `RETRACE_SERVER_ENFORCEMENT=true`. "
+        "A fault on the server answers `allow` (the SDK's local limits still apply)."
+    ),
+    response_model=CheckResult,
+    responses=error_responses(400, 401, 413, 415, 429),
+    openapi_extra=body_schema(CheckRequest),
+)
+async def check(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
+    payload = await parse_body(request, CheckRequest)
+    return JsonResponse(await service.check(db, user_id=user.id, request=payload))
+
+
 @router.post(
     "/policies",
     status_code=201,
@@ -109,22 +126,6 @@ async def update_policy(policy_id: str, request: Request, user: UserDep, db: DbD
 async def delete_policy(policy_id: str, user: UserDep, db: DbDep) -> Response:
     await service.delete(db, user_id=user.id, policy_id=policy_id)
     return Response(status_code=204)
-
-
-@router.post(
-    "/check",
-    summary="Count a run's step and answer allow, block or hold",
-    description=(
-        "Called by the official SDK after recording each step when `RETRACE_SERVER_ENFORCEMENT=true`. "
-        "A fault on the server answers `allow` (the SDK's local limits still apply)."
-    ),
-    response_model=CheckResult,
-    responses=error_responses(400, 401, 413, 415, 429),
-    openapi_extra=body_schema(CheckRequest),
-)
-async def check(request: Request, user: UserDep, db: DbDep) -> JsonResponse:
-    payload = await parse_body(request, CheckRequest)
-    return JsonResponse(await service.check(db, user_id=user.id, request=payload))
 
 
 @router.get(

@@ -54,6 +54,10 @@ class Rule:
     trace_name: str | None
     spec: Mapping[str, Any]
     tools: frozenset[str] = field(default_factory=frozenset)
+    # A budget's ceilings, read out of `spec` once: a check judges every rule.
+    max_usd: float | None = None
+    max_tokens: float | None = None
+    max_steps: float | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Rule:
@@ -80,6 +84,9 @@ class Rule:
             trace_name=trace_name,
             spec=settings,
             tools=frozenset(settings.get("tools") or ()),
+            max_usd=settings.get("max_usd"),
+            max_tokens=settings.get("max_tokens"),
+            max_steps=settings.get("max_steps"),
         )
 
     def applies_to(self, *, project_id: str | None, trace_name: str | None) -> bool:
@@ -96,10 +103,11 @@ class Rule:
     def on_timeout(self) -> str:
         return str(self.spec.get("on_timeout") or "deny")
 
-    def scope(self, now: datetime) -> str:
-        """The spend a period budget watches now: `day|<project>|<trace name>@2026-12-01`."""
+    def scope_in(self, starts: PeriodStarts) -> str:
+        """The spend a period budget watches at the moment of `starts`:
+        `day|<project>|<trace name>@2026-12-01`."""
         period, head = self._scope_head
-        return head + period_start(period, now)
+        return head + starts[period]
 
     @cached_property
     def _scope_head(self) -> tuple[str, str]:
@@ -107,9 +115,31 @@ class Rule:
         return period, f"{period}|{self.project_id or '*'}|{self.trace_name or '*'}@"
 
 
+class PeriodStarts(dict[str, str]):
+    """`period_start` of each period for one moment, each formatted once however many budgets
+    ask."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__()
+        self._now = now
+
+    def __missing__(self, period: str) -> str:
+        start = self[period] = period_start(period, self._now)
+        return start
+
+
+def period_scopes(rules: Iterable[Rule], now: datetime) -> list[str]:
+    """The scopes the period budgets among `rules` watch now, in rule order."""
+    starts = PeriodStarts(now)
+    return [rule.scope_in(starts) for rule in rules if rule.kind == "period_budget"]
+
+
 def scope_identity(scope: str) -> str:
     """A scope without its period start: what a run has been counted into, across midnight."""
     return scope.rpartition("@")[0]
+
+
+_APPLICABLE_PAIRS = 1024
 
 
 @dataclass(frozen=True)
@@ -128,7 +158,20 @@ class RuleSet:
         return any(rule.project_id is not None for rule in self.rules)
 
     def applicable(self, *, project_id: str | None, trace_name: str | None) -> list[Rule]:
-        return [r for r in self.rules if r.applies_to(project_id=project_id, trace_name=trace_name)]
+        """The rules of runs of this project and name, remembered per pair (a run asks at every
+        step); the caller must not change the list."""
+        known = self._applicable.get((project_id, trace_name))
+        if known is None:
+            if len(self._applicable) >= _APPLICABLE_PAIRS:
+                self._applicable.clear()
+            known = self._applicable[(project_id, trace_name)] = [
+                r for r in self.rules if r.applies_to(project_id=project_id, trace_name=trace_name)
+            ]
+        return known
+
+    @cached_property
+    def _applicable(self) -> dict[tuple[str | None, str | None], list[Rule]]:
+        return {}
 
 
 @dataclass(frozen=True)
@@ -156,23 +199,23 @@ def _over(value: float, ceiling: Any) -> bool:
     return ceiling is not None and value > ceiling
 
 
-def budget_trip(rule: Rule, usage: Usage, now: datetime) -> Trip | None:
+def budget_trip(rule: Rule, usage: Usage, starts: PeriodStarts) -> Trip | None:
     """run_budget and period_budget: a ceiling is broken once usage goes over it."""
     spec = rule.spec
     if rule.kind == "run_budget":
-        if _over(usage.usd, spec.get("max_usd")):
+        if _over(usage.usd, rule.max_usd):
             return _trip(rule, f"the run cost {_money(usage.usd)}, over max_usd {_money(spec['max_usd'])}")
-        if _over(usage.tokens, spec.get("max_tokens")):
+        if _over(usage.tokens, rule.max_tokens):
             return _trip(rule, f"the run used {usage.tokens} tokens, over max_tokens {spec['max_tokens']}")
-        if _over(usage.steps, spec.get("max_steps")):
+        if _over(usage.steps, rule.max_steps):
             return _trip(rule, f"the run took {usage.steps} steps, over max_steps {spec['max_steps']}")
         return None
     if rule.kind == "period_budget":
-        tokens, usd = usage.periods.get(rule.scope(now), (0, 0.0))
+        tokens, usd = usage.periods.get(rule.scope_in(starts), (0, 0.0))
         when = "today" if spec["period"] == "day" else "this month"
-        if _over(usd, spec.get("max_usd")):
+        if _over(usd, rule.max_usd):
             return _trip(rule, f"spend {when} is {_money(usd)}, over max_usd {_money(spec['max_usd'])}")
-        if _over(tokens, spec.get("max_tokens")):
+        if _over(tokens, rule.max_tokens):
             return _trip(rule, f"{tokens} tokens used {when}, over max_tokens {spec['max_tokens']}")
     return None
 
@@ -206,11 +249,12 @@ def _trip(rule: Rule, detail: str) -> Trip:
 def trips(rules: Iterable[Rule], usage: Usage, *, tool_names: Iterable[str], now: datetime) -> list[Trip]:
     """Every rule the usage breaks, in policy order."""
     names = list(tool_names)
+    starts = PeriodStarts(now)
     found = []
     for rule in rules:
         trip: Trip | None
         if rule.kind in ("run_budget", "period_budget"):
-            trip = budget_trip(rule, usage, now)
+            trip = budget_trip(rule, usage, starts)
         elif rule.kind == "tool_loop":
             trip = loop_trip(rule, usage.tool_counts)
         else:

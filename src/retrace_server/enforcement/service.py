@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,16 @@ from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
 from retrace_server.enforcement import catalog, holds, sqlite_check, usage
 from retrace_server.enforcement.models import Policy, PolicyBreach, ToolCount
-from retrace_server.enforcement.rules import Rule, RuleSet, Trip, Usage, hash_tool_args, tool_key, trips
+from retrace_server.enforcement.rules import (
+    Rule,
+    RuleSet,
+    Trip,
+    Usage,
+    hash_tool_args,
+    period_scopes,
+    tool_key,
+    trips,
+)
 from retrace_server.enforcement.schemas import (
     KIND_FIELDS,
     CheckRequest,
@@ -240,7 +249,7 @@ async def _check(db: Database, *, user_id: str, request: CheckRequest) -> dict[s
             user_id=user_id,
             run_id=request.run_id,
             spans=[step],
-            scopes=_scopes(applicable, now),
+            scopes=period_scopes(applicable, now),
             tool_keys=[key] if key else [],
             now=now,
         )
@@ -298,8 +307,10 @@ async def _check_sqlite(db: Database, *, user_id: str, request: CheckRequest) ->
     )
     cached = catalog.cached(database=db.url, user_id=user_id)
     now = utcnow()
+    # Inline: a check is a fraction of a millisecond of SQLite, less than the hand-over to the
+    # writer thread and back would cost the agent waiting for it.
     outcome = await db.write_sqlite_direct(
-        functools.partial(sqlite_check.check, step=step, cached=cached, now=now)
+        functools.partial(sqlite_check.check, step=step, cached=cached, now=now), inline=True
     )
     catalog.read(database=db.url, user_id=user_id, rules=outcome.rules)
     trip, counted = outcome.trip, outcome.counted
@@ -322,10 +333,6 @@ def _answer(verdict: str, reason: str, rule: Rule, hold_id: str | None, counted:
         "hold_id": hold_id,
         "usage": _usage(counted),
     }
-
-
-def _scopes(rules: Iterable[Rule], now: datetime) -> list[str]:
-    return [rule.scope(now) for rule in rules if rule.kind == "period_budget"]
 
 
 async def _trace_identity(
@@ -436,7 +443,7 @@ async def _review_trace(
             user_id=user_id,
             run_id=trace_id,
             spans=[_span_usage(span) for span in stored],
-            scopes=_scopes(applicable, now),
+            scopes=period_scopes(applicable, now),
             tool_keys=[],
             now=now,
         )

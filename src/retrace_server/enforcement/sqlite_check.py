@@ -19,7 +19,16 @@ import orjson
 from retrace_server.db.engine import json_text
 from retrace_server.db.types import sqlite_timestamp
 from retrace_server.enforcement import holds
-from retrace_server.enforcement.rules import Rule, RuleSet, Trip, Usage, scope_identity, tool_key, trips
+from retrace_server.enforcement.rules import (
+    Rule,
+    RuleSet,
+    Trip,
+    Usage,
+    period_scopes,
+    scope_identity,
+    tool_key,
+    trips,
+)
 from retrace_server.enforcement.schemas import HoldStatus, Verdict
 
 _REVISION = "SELECT revision, enabled FROM enforcement_policy_sets WHERE user_id = ?"
@@ -127,7 +136,7 @@ def check(connection: sqlite3.Connection, *, step: Step, cached: RuleSet | None,
     if not applicable:
         return Outcome(rules)
     key = tool_key(step.tool_name, step.tool_args_hash) if step.tool_name else None
-    scopes = [rule.scope(now) for rule in applicable if rule.kind == "period_budget"]
+    scopes = period_scopes(applicable, now)
     counted = _count(connection, step, key=key, scopes=scopes, now=now)
     found = trips(applicable, counted, tool_names=[step.tool_name] if step.tool_name else [], now=now)
     for trip in found:
