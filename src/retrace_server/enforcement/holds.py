@@ -6,8 +6,7 @@ Expiry needs no sweeper: a pending hold past its `expires_at` reads as `expired`
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
@@ -16,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.enforcement.models import Hold
-from retrace_server.enforcement.rules import Trip
 from retrace_server.enforcement.schemas import HoldStatus, Verdict
 from retrace_server.errors import Conflict, NotFound
 from retrace_server.pagination import Page
@@ -148,59 +146,6 @@ def answers_again(existing: HoldState, *, per_call: bool, span_id: str | None, n
     """Whether a run's latest hold for a policy gives this call its verdict. Without a span id a
     decided hold cannot tell this call from the one it was about: a new hold asks again."""
     return not (per_call and span_id is None and current_status(existing, now) != "pending")
-
-
-async def resolve(
-    session: AsyncSession,
-    *,
-    user_id: str,
-    trip: Trip,
-    run_id: str,
-    trace_id: str | None,
-    span_id: str | None,
-    tool_name: str | None,
-    tool_args_hash: str | None,
-    now: datetime,
-) -> tuple[Verdict, Hold]:
-    """The verdict for a tripped hold policy: its hold's, once one exists, or a new pending hold.
-
-    A tool approval asks about each call (its span); a budget or loop policy with `action: hold`
-    asks once per run, and an approval releases the run from that policy.
-    """
-    rule = trip.rule
-    query = select(Hold).where(Hold.user_id == user_id, Hold.policy_id == rule.id, Hold.run_id == run_id)
-    per_call = rule.kind == "tool_approval"
-    if per_call and span_id is not None:
-        query = query.where(Hold.span_id == span_id)
-    elif per_call:
-        query = query.where(
-            Hold.span_id.is_(None), Hold.tool_name == tool_name, Hold.tool_args_hash == tool_args_hash
-        )
-    existing = (
-        await session.execute(query.order_by(Hold.created_at.desc(), Hold.id.desc()).limit(1))
-    ).scalar_one_or_none()
-    if existing is not None and answers_again(existing, per_call=per_call, span_id=span_id, now=now):
-        return verdict_of(existing, now), existing
-    hold = Hold(
-        id=str(uuid.uuid4()),
-        user_id=user_id,
-        policy_id=rule.id,
-        policy_name=rule.name,
-        kind=rule.kind,
-        run_id=run_id,
-        trace_id=trace_id,
-        span_id=span_id,
-        tool_name=tool_name,
-        tool_args_hash=tool_args_hash,
-        reason=trip.reason,
-        status="pending",
-        on_timeout=rule.on_timeout,
-        created_at=now,
-        expires_at=now + timedelta(seconds=rule.timeout_s),
-    )
-    session.add(hold)
-    await session.flush()
-    return "hold", hold
 
 
 async def approved_for_run(session: AsyncSession, *, user_id: str, run_id: str) -> list[Hold]:

@@ -17,7 +17,7 @@ from retrace_server.db import faults
 from retrace_server.db.engine import Database
 from retrace_server.db.types import utcnow
 from retrace_server.db.upsert import insert_for
-from retrace_server.enforcement import catalog, holds, sqlite_check, usage
+from retrace_server.enforcement import catalog, direct_check, holds, usage
 from retrace_server.enforcement.models import Policy, PolicyBreach, ToolCount
 from retrace_server.enforcement.rules import (
     Rule,
@@ -226,75 +226,7 @@ async def _check(db: Database, *, user_id: str, request: CheckRequest) -> dict[s
         # A user without policies a moment ago: no database turn (on SQLite, none behind ingest's
         # writes); a policy made in another process applies here within that moment.
         return _allow()
-    if db.is_sqlite:
-        return await _check_sqlite(db, user_id=user_id, request=request)
-    now = utcnow()
-    trace_id = request.trace_id or request.run_id
-    async with db.read() as session:
-        rules = await catalog.rules_for(session, database=db.url, user_id=user_id)
-        if rules is None:
-            return _allow()
-        trace_name, trace_project = None, None
-        if rules.needs_trace_name or (rules.needs_project and not request.project_id):
-            trace_name, trace_project = await _trace_identity(session, user_id=user_id, trace_id=trace_id)
-    applicable = rules.applicable(project_id=request.project_id or trace_project, trace_name=trace_name)
-    if not applicable:
-        return _allow()
-    key = tool_key(request.tool_name, request.tool_args_hash) if request.tool_name else None
-    step = usage.SpanUsage(request.span_id, request.proposed_tokens, request.proposed_usd, key)
-    async with db.write() as session:
-        counted = await usage.count(
-            session,
-            db.dialect,
-            user_id=user_id,
-            run_id=request.run_id,
-            spans=[step],
-            scopes=period_scopes(applicable, now),
-            tool_keys=[key] if key else [],
-            now=now,
-        )
-        judged = Usage(
-            steps=counted.steps,
-            tokens=counted.tokens,
-            usd=counted.usd,
-            periods=counted.periods,
-            tool_counts={k: n for k, n in counted.tool_counts.items() if k == key},
-        )
-        found = trips(
-            applicable, judged, tool_names=[request.tool_name] if request.tool_name else [], now=now
-        )
-        block = next((trip for trip in found if trip.rule.action == "block"), None)
-        if block is not None:
-            return _answer("block", block.reason, block.rule, None, counted)
-        for trip in found:
-            verdict, hold = await holds.resolve(
-                session,
-                user_id=user_id,
-                trip=trip,
-                run_id=request.run_id,
-                trace_id=trace_id,
-                span_id=request.span_id,
-                tool_name=request.tool_name,
-                tool_args_hash=request.tool_args_hash,
-                now=now,
-            )
-            if verdict == "hold":
-                return _answer(
-                    "hold",
-                    f"{trip.reason}; waiting for a person (hold {hold.id})",
-                    trip.rule,
-                    hold.id,
-                    counted,
-                )
-            if verdict == "block":
-                status = holds.current_status(hold, now)
-                return _answer("block", f"{trip.reason}; the hold was {status}", trip.rule, hold.id, counted)
-    return _allow(counted=counted)
-
-
-async def _check_sqlite(db: Database, *, user_id: str, request: CheckRequest) -> dict[str, Any]:
-    """`_check` in one turn of the SQLite writer thread (`sqlite_check`)."""
-    step = sqlite_check.Step(
+    step = direct_check.Step(
         user_id=user_id,
         run_id=request.run_id,
         trace_id=request.trace_id or request.run_id,
@@ -307,11 +239,14 @@ async def _check_sqlite(db: Database, *, user_id: str, request: CheckRequest) ->
     )
     cached = catalog.cached(database=db.url, user_id=user_id)
     now = utcnow()
-    # Inline: a check is a fraction of a millisecond of SQLite, less than the hand-over to the
-    # writer thread and back would cost the agent waiting for it.
-    outcome = await db.write_sqlite_direct(
-        functools.partial(sqlite_check.check, step=step, cached=cached, now=now), inline=True
-    )
+    if db.is_sqlite:
+        # Inline: a check is a fraction of a millisecond of SQLite, less than the hand-over to
+        # the writer thread and back would cost the agent waiting for it.
+        outcome = await db.write_sqlite_direct(
+            functools.partial(direct_check.check, step=step, cached=cached, now=now), inline=True
+        )
+    else:
+        outcome = await direct_check.on_postgres(db, step=step, cached=cached, now=now)
     catalog.read(database=db.url, user_id=user_id, rules=outcome.rules)
     trip, counted = outcome.trip, outcome.counted
     if trip is None or counted is None:
@@ -333,19 +268,6 @@ def _answer(verdict: str, reason: str, rule: Rule, hold_id: str | None, counted:
         "hold_id": hold_id,
         "usage": _usage(counted),
     }
-
-
-async def _trace_identity(
-    session: AsyncSession, *, user_id: str, trace_id: str
-) -> tuple[str | None, str | None]:
-    row = (
-        await session.execute(
-            select(Trace.name, Trace.project_id).where(Trace.id == trace_id, Trace.user_id == user_id)
-        )
-    ).first()
-    if row is None:
-        return None, None
-    return row.name, row.project_id
 
 
 # --- the ingest backstop ----------------------------------------------------------------------

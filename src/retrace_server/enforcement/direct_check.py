@@ -1,22 +1,26 @@
-"""The check on SQLite, as one piece of work on the writer thread (`Database.write_sqlite_direct`).
+"""The check as plain SQL in one transaction of one connection: on SQLite the writer's
+(`Database.write_sqlite_direct`), on PostgreSQL a pooled asyncpg connection (`on_postgres`).
 
-Through a session the check took a read session for the policies' revision, then the file's write
-turn for a session, and hopped threads for each of its statements. Here the revision read, the
-counting and the holds run in one transaction of the writer thread's own connection, by plain
-SQL: the same statements as `usage.count` and `holds.resolve`, so the counters stay atomic across
-processes (the transaction holds the file's write lock) and the verdicts are the same.
+Through sessions the check took a read session for the policies' revision, then a write session,
+and paid the ORM's cost on each of its statements. Here the revision read, the counting and the
+holds run as plain statements (the counting ones are `usage.count`'s), so the counters stay
+atomic across processes (SQLite's file lock, PostgreSQL's row locks) and the verdicts are the same.
+The SQL is written once, for SQLite; `_postgres_sql` rewrites its placeholders.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, Protocol
 
 import orjson
+from sqlalchemy.util import await_only, greenlet_spawn
 
-from retrace_server.db.engine import json_text
+from retrace_server.db.engine import Database, json_text
 from retrace_server.db.types import sqlite_timestamp
 from retrace_server.enforcement import holds
 from retrace_server.enforcement.rules import (
@@ -34,7 +38,7 @@ from retrace_server.enforcement.schemas import HoldStatus, Verdict
 _REVISION = "SELECT revision, enabled FROM enforcement_policy_sets WHERE user_id = ?"
 _POLICIES = (
     "SELECT id, name, kind, action, project_id, trace_name, spec FROM enforcement_policies "
-    "WHERE user_id = ? AND enabled = 1 ORDER BY created_at, id"
+    "WHERE user_id = ? AND enabled ORDER BY created_at, id"
 )
 _TRACE = "SELECT name, project_id FROM traces WHERE id = ? AND user_id = ?"
 _REMEMBER_SPAN = (
@@ -82,6 +86,20 @@ _NEW_HOLD = (
 )
 
 
+class Rows(Protocol):
+    def fetchall(self) -> Sequence[Sequence[Any]]: ...
+
+
+class Connection(Protocol):
+    """What the check needs of a connection: `sqlite3.Connection` has it."""
+
+    def execute(self, sql: str, parameters: Sequence[Any], /) -> Rows: ...
+
+
+Timestamp = Callable[[datetime], Any]
+"""A moment as the database takes it: ISO text on SQLite, the datetime itself on PostgreSQL."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One check, as the SDK sent it."""
@@ -117,9 +135,16 @@ class _HoldRow:
     on_timeout: str
 
 
-def check(connection: sqlite3.Connection, *, step: Step, cached: RuleSet | None, now: datetime) -> Outcome:
-    """Runs on the writer thread, in its transaction. `cached`: the rules this process holds for
-    the user, used when they are still at the user's revision (read here, in every process)."""
+def check(
+    connection: Connection,
+    *,
+    step: Step,
+    cached: RuleSet | None,
+    now: datetime,
+    timestamp: Timestamp = sqlite_timestamp,
+) -> Outcome:
+    """Runs inside the caller's transaction. `cached`: the rules this process holds for the
+    user, used when they are still at the user's revision (read here, in every process)."""
     row = connection.execute(_REVISION, (step.user_id,)).fetchall()
     if not row or row[0][1] == 0:
         return Outcome(None)
@@ -137,35 +162,39 @@ def check(connection: sqlite3.Connection, *, step: Step, cached: RuleSet | None,
         return Outcome(rules)
     key = tool_key(step.tool_name, step.tool_args_hash) if step.tool_name else None
     scopes = period_scopes(applicable, now)
-    counted = _count(connection, step, key=key, scopes=scopes, now=now)
+    counted = _count(connection, step, key=key, scopes=scopes, updated_at=timestamp(now))
     found = trips(applicable, counted, tool_names=[step.tool_name] if step.tool_name else [], now=now)
     for trip in found:
         if trip.rule.action == "block":
             return Outcome(rules, counted, "block", trip)
     for trip in found:
-        verdict, hold_id, status = _resolve(connection, step, trip, now)
+        verdict, hold_id, status = _resolve(connection, step, trip, now, timestamp)
         if verdict != "allow":
             return Outcome(rules, counted, verdict, trip, hold_id, status)
     return Outcome(rules, counted)
 
 
-def _load(connection: sqlite3.Connection, step: Step, revision: int) -> RuleSet:
+def _load(connection: Connection, step: Step, revision: int) -> RuleSet:
     rows = connection.execute(_POLICIES, (step.user_id,)).fetchall()
     return RuleSet(
         revision=revision,
         rules=tuple(
-            Rule.of(id, name, kind, action, project, trace_name, orjson.loads(spec) if spec else None)
+            Rule.of(id, name, kind, action, project, trace_name, _json(spec))
             for id, name, kind, action, project, trace_name, spec in rows
         ),
     )
 
 
+def _json(value: Any) -> Any:
+    """A JSON column's value: SQLite gives its text, asyncpg (with SQLAlchemy's codec) the value."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
 def _count(
-    connection: sqlite3.Connection, step: Step, *, key: str | None, scopes: list[str], now: datetime
+    connection: Connection, step: Step, *, key: str | None, scopes: list[str], updated_at: Any
 ) -> Usage:
     """`usage.count` for one span: the span once, the run, the tool key and the period scopes."""
     user_id, run_id, span_id = step.user_id, step.run_id, step.span_id
-    updated_at = sqlite_timestamp(now)
     new = True
     tokens, usd = step.tokens, step.usd
     if (
@@ -194,7 +223,7 @@ def _count(
             tool_counts[key] = calls[0][0]
     periods: dict[str, tuple[int, float]] = {}
     if scopes:
-        counted_scopes = set(orjson.loads(run_scopes or "null") or ())
+        counted_scopes = set(_json(run_scopes) or ())
         for scope in dict.fromkeys(scopes):
             counted_before = scope_identity(scope) in counted_scopes
             period = connection.execute(
@@ -215,9 +244,13 @@ def _count(
 
 
 def _resolve(
-    connection: sqlite3.Connection, step: Step, trip: Trip, now: datetime
+    connection: Connection, step: Step, trip: Trip, now: datetime, timestamp: Timestamp
 ) -> tuple[Verdict, str, HoldStatus]:
-    """`holds.resolve`: the verdict of the run's hold for the tripped policy, or a new pending hold."""
+    """The verdict for a tripped hold policy: its hold's, once one exists, or a new pending hold.
+
+    A tool approval asks about each call (its span); a budget or loop policy with `action: hold`
+    asks once per run, and an approval releases the run from that policy.
+    """
     rule = trip.rule
     per_call = rule.kind == "tool_approval"
     head = (step.user_id, rule.id, step.run_id)
@@ -229,7 +262,8 @@ def _resolve(
         latest = connection.execute(_HOLD_OF_RUN, head).fetchall()
     if latest:
         hold_id, status, expires_at, on_timeout = latest[0]
-        existing = _HoldRow(status, datetime.fromisoformat(expires_at), on_timeout)
+        expires = expires_at if isinstance(expires_at, datetime) else datetime.fromisoformat(expires_at)
+        existing = _HoldRow(status, expires, on_timeout)
         if holds.answers_again(existing, per_call=per_call, span_id=step.span_id, now=now):
             return holds.verdict_of(existing, now), hold_id, holds.current_status(existing, now)
     hold_id = str(uuid.uuid4())
@@ -248,8 +282,59 @@ def _resolve(
             step.tool_args_hash,
             trip.reason,
             rule.on_timeout,
-            sqlite_timestamp(now),
-            sqlite_timestamp(now + timedelta(seconds=rule.timeout_s)),
+            timestamp(now),
+            timestamp(now + timedelta(seconds=rule.timeout_s)),
         ),
     )
     return "hold", hold_id, "pending"
+
+
+async def on_postgres(db: Database, *, step: Step, cached: RuleSet | None, now: datetime) -> Outcome:
+    """`check` in one transaction of a pooled asyncpg connection: each statement one round trip,
+    with no ORM between (the check's code is synchronous; a greenlet lets it await asyncpg).
+
+    The commit does not wait for the log's flush to disk (2 ms and more here, most of a check),
+    unless the check made a person's decision pending: a crash in the moment after may forget
+    a counted step, which the ingest backstop counts again when the step's span is stored (it
+    counts each span once), but must not forget a hold the agent waits on.
+    """
+    async with db.engine.connect() as pooled:
+        driver = (await pooled.get_raw_connection()).driver_connection
+        assert driver is not None
+        async with driver.transaction():
+            await driver.execute("SET LOCAL synchronous_commit TO OFF")
+            outcome: Outcome = await greenlet_spawn(
+                check, _Postgres(driver), step=step, cached=cached, now=now, timestamp=_as_is
+            )
+            if outcome.verdict == "hold":
+                await driver.execute("SET LOCAL synchronous_commit TO ON")
+            return outcome
+
+
+def _as_is(moment: datetime) -> datetime:
+    return moment
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    rows: list[Any]
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+@dataclass(frozen=True)
+class _Postgres:
+    """A `Connection` over asyncpg, for code running in `greenlet_spawn`."""
+
+    driver: Any
+
+    def execute(self, sql: str, parameters: Sequence[Any], /) -> _Fetched:
+        return _Fetched(await_only(self.driver.fetch(_postgres_sql(sql), *parameters)))
+
+
+@lru_cache(maxsize=64)
+def _postgres_sql(sql: str) -> str:
+    """SQLite's statement for PostgreSQL: numbered placeholders, `IS ?` as a null-safe equality."""
+    pieces = sql.replace(" IS ?", " IS NOT DISTINCT FROM ?").split("?")
+    return "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
