@@ -51,6 +51,10 @@ class _Job:
     released: threading.Event | None = None
 
 
+_Outcome = tuple[_Job, bool, Any]
+"""A job, whether its work succeeded, and its result or exception."""
+
+
 class SqliteWriter:
     def __init__(self, path: str, pragmas: tuple[str, ...]) -> None:
         self._path = path
@@ -155,7 +159,14 @@ class SqliteWriter:
             while True:
                 group, stopping = self._next_group()
                 with self._busy:
-                    self._work_on(group)
+                    outcomes = self._work_on(group)
+                # Answered once the connection is free, so that a requester's next inline work
+                # finds the writer idle.
+                for job, ok, value in outcomes:
+                    _deliver(job, ok, value)
+                if outcomes and self._checkpointer.restart_due():
+                    with self._busy:
+                        self._restart_log()
                 if stopping:
                     return
         finally:
@@ -164,7 +175,9 @@ class SqliteWriter:
                     self._connection.close()
                     self._connection = None
 
-    def _work_on(self, group: list[_Job]) -> None:
+    def _work_on(self, group: list[_Job]) -> list[_Outcome]:
+        """Runs the group; its outcomes are to be delivered (a session's turn is delivered here,
+        since the thread then waits for it)."""
         if group and group[0].released is not None:
             self._let_session_write(group[0])
         elif group:
@@ -177,11 +190,9 @@ class SqliteWriter:
                 connection = self._connection = self._connection or self._connect()
             except Exception as exc:
                 # Every waiting request gets the error; the next group tries again.
-                _settle_all(group, exc)
-                return
-            self._commit_group(connection, group)
-            if self._checkpointer.restart_due():
-                self._restart_log(connection)
+                return _all_failed(group, exc)
+            return self._commit_group(connection, group)
+        return []
 
     def _next_group(self) -> tuple[list[_Job], bool]:
         """Queued work, and whether to stop after it. A session's turn is a group of its own."""
@@ -240,17 +251,18 @@ class SqliteWriter:
         connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
 
-    def _restart_log(self, connection: sqlite3.Connection) -> None:
+    def _restart_log(self) -> None:
+        if self._connection is None:
+            return
         try:
-            self._checkpointer.restart(connection)
+            self._checkpointer.restart(self._connection)
         except sqlite3.Error:
             logger.exception("Restarting the SQLite write-ahead log failed; it is tried again later")
 
     @staticmethod
-    def _commit_group(connection: sqlite3.Connection, group: list[_Job]) -> None:
+    def _commit_group(connection: sqlite3.Connection, group: list[_Job]) -> list[_Outcome]:
         if len(group) == 1:
-            _commit_alone(connection, group[0])
-            return
+            return [_commit_alone(connection, group[0])]
         outcomes: list[tuple[bool, Any]] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -275,10 +287,8 @@ class SqliteWriter:
         except Exception as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            _settle_all(group, exc)
-            return
-        for job, (ok, value) in zip(group, outcomes, strict=True):
-            _deliver(job, ok, value)
+            return _all_failed(group, exc)
+        return [(job, ok, value) for job, (ok, value) in zip(group, outcomes, strict=True)]
 
 
 class _Checkpointer:
@@ -327,7 +337,7 @@ def _no_work(_connection: sqlite3.Connection) -> None:
     return None
 
 
-def _commit_alone(connection: sqlite3.Connection, job: _Job) -> None:
+def _commit_alone(connection: sqlite3.Connection, job: _Job) -> _Outcome:
     """Work that is alone in its group needs no savepoint, and one statement no transaction
     either (it commits itself): each statement costs the writer a wait for the GIL."""
     try:
@@ -343,14 +353,12 @@ def _commit_alone(connection: sqlite3.Connection, job: _Job) -> None:
                     connection.execute("ROLLBACK")
                 raise
     except Exception as exc:
-        _deliver(job, False, exc)
-    else:
-        _deliver(job, True, result)
+        return job, False, exc
+    return job, True, result
 
 
-def _settle_all(group: list[_Job], exc: Exception) -> None:
-    for job in group:
-        _deliver(job, False, exc)
+def _all_failed(group: list[_Job], exc: Exception) -> list[_Outcome]:
+    return [(job, False, exc) for job in group]
 
 
 def _deliver(job: _Job, ok: bool, value: Any) -> None:
