@@ -157,21 +157,81 @@ class RuleSet:
     def needs_project(self) -> bool:
         return any(rule.project_id is not None for rule in self.rules)
 
-    def applicable(self, *, project_id: str | None, trace_name: str | None) -> list[Rule]:
+    def applicable(self, *, project_id: str | None, trace_name: str | None) -> Applicable:
         """The rules of runs of this project and name, remembered per pair (a run asks at every
-        step); the caller must not change the list."""
+        step)."""
         known = self._applicable.get((project_id, trace_name))
         if known is None:
             if len(self._applicable) >= _APPLICABLE_PAIRS:
                 self._applicable.clear()
-            known = self._applicable[(project_id, trace_name)] = [
+            known = self._applicable[(project_id, trace_name)] = Applicable(
                 r for r in self.rules if r.applies_to(project_id=project_id, trace_name=trace_name)
-            ]
+            )
         return known
 
     @cached_property
-    def _applicable(self) -> dict[tuple[str | None, str | None], list[Rule]]:
+    def _applicable(self) -> dict[tuple[str | None, str | None], Applicable]:
         return {}
+
+
+class Applicable(tuple[Rule, ...]):
+    """Rules that apply to one run, in policy order, with the lowest of their ceilings: usage
+    under all of them breaks none, which a check learns without judging each rule."""
+
+    @cached_property
+    def _floors(self) -> _Floors:
+        return _Floors.of(self)
+
+    def may_trip(self, usage: Usage, tool_names: Iterable[str], starts: PeriodStarts) -> bool:
+        return self._floors.reached(usage, tool_names, starts)
+
+
+def _lowest(values: Iterable[float | None]) -> float | None:
+    return min((v for v in values if v is not None), default=None)
+
+
+@dataclass(frozen=True)
+class _Floors:
+    run_usd: float | None
+    run_tokens: float | None
+    run_steps: float | None
+    # (period, scope head) -> the lowest (max_usd, max_tokens) of its budgets
+    periods: Mapping[tuple[str, str], tuple[float | None, float | None]]
+    repeats: int | None
+    tools: frozenset[str]
+
+    @classmethod
+    def of(cls, rules: Iterable[Rule]) -> _Floors:
+        runs = [r for r in rules if r.kind == "run_budget"]
+        by_scope: dict[tuple[str, str], list[Rule]] = {}
+        for rule in rules:
+            if rule.kind == "period_budget":
+                by_scope.setdefault(rule._scope_head, []).append(rule)
+        loops = [int(r.spec["max_repeats"]) for r in rules if r.kind == "tool_loop"]
+        return cls(
+            run_usd=_lowest(r.max_usd for r in runs),
+            run_tokens=_lowest(r.max_tokens for r in runs),
+            run_steps=_lowest(r.max_steps for r in runs),
+            periods={
+                head: (_lowest(r.max_usd for r in group), _lowest(r.max_tokens for r in group))
+                for head, group in by_scope.items()
+            },
+            repeats=min(loops, default=None),
+            tools=frozenset().union(*(r.tools for r in rules if r.kind in ("tool_deny", "tool_approval"))),
+        )
+
+    def reached(self, usage: Usage, tool_names: Iterable[str], starts: PeriodStarts) -> bool:
+        if _over(usage.usd, self.run_usd) or _over(usage.tokens, self.run_tokens):
+            return True
+        if _over(usage.steps, self.run_steps):
+            return True
+        for (period, head), (usd_floor, tokens_floor) in self.periods.items():
+            tokens, usd = usage.periods.get(head + starts[period], (0, 0.0))
+            if _over(usd, usd_floor) or _over(tokens, tokens_floor):
+                return True
+        if self.repeats is not None and any(n > self.repeats for n in usage.tool_counts.values()):
+            return True
+        return not self.tools.isdisjoint(tool_names)
 
 
 @dataclass(frozen=True)
@@ -250,6 +310,8 @@ def trips(rules: Iterable[Rule], usage: Usage, *, tool_names: Iterable[str], now
     """Every rule the usage breaks, in policy order."""
     names = list(tool_names)
     starts = PeriodStarts(now)
+    if isinstance(rules, Applicable) and not rules.may_trip(usage, names, starts):
+        return []
     found = []
     for rule in rules:
         trip: Trip | None
