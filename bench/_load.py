@@ -85,6 +85,8 @@ class BareConnection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
+            elif name.strip().lower() == b"transfer-encoding":
+                raise NotImplementedError(f"{path} answered with Transfer-Encoding: {value.strip().decode()}")
         while len(self._buffer) < length:
             self._receive()
         answer, self._buffer = self._buffer[:length], self._buffer[length:]
