@@ -122,9 +122,9 @@ def test_inline_work_runs_on_the_callers_thread_while_the_writer_is_idle(writer:
     async def scenario() -> None:
         caller = threading.get_ident()
         assert await writer.run(_thread_of_insert(1)) != caller, "queued work runs on the writer"
-        assert await writer.run(_thread_of_insert(2), inline=True) == caller
+        assert await writer.run(_thread_of_insert(2), urgent=True) == caller
         with pytest.raises(sqlite3.IntegrityError):
-            await writer.run(_insert_pair(3, 2), inline=True)
+            await writer.run(_insert_pair(3, 2), urgent=True)
 
     try:
         asyncio.run(scenario())
@@ -138,14 +138,14 @@ def test_inline_work_is_queued_while_a_session_or_another_process_writes(writer:
         caller = threading.get_ident()
         await writer.run(_insert_one(1, "opens the writer's connection"), one_statement=True)
         async with writer.hold():
-            behind_session = asyncio.ensure_future(writer.run(_thread_of_insert(2), inline=True))
+            behind_session = asyncio.ensure_future(writer.run(_thread_of_insert(2), urgent=True))
             await asyncio.sleep(0.1)
             assert not behind_session.done()
         assert await behind_session != caller
 
         other_process = sqlite3.connect(writer._path, isolation_level=None)
         other_process.execute("BEGIN IMMEDIATE")
-        behind_process = asyncio.ensure_future(writer.run(_thread_of_insert(3), inline=True))
+        behind_process = asyncio.ensure_future(writer.run(_thread_of_insert(3), urgent=True))
         started = time.monotonic()
         await asyncio.sleep(0.1)
         # The event loop went on: the inline attempt did not wait on the other process's lock.
@@ -160,3 +160,33 @@ def test_inline_work_is_queued_while_a_session_or_another_process_writes(writer:
     finally:
         writer.close()
     assert set(_labels(writer)) == {1, 2, 3}
+
+
+def test_urgent_work_runs_ahead_of_queued_work(writer: SqliteWriter) -> None:
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow(connection: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+        order.append("in progress")
+
+    def note(label: str) -> Callable[[sqlite3.Connection], None]:
+        return lambda _connection: order.append(label)
+
+    async def scenario() -> None:
+        in_progress = asyncio.ensure_future(writer.run(slow))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        queued = [asyncio.ensure_future(writer.run(note(f"queued {n}"))) for n in range(5)]
+        await asyncio.sleep(0)  # the queued work is in the writer's queue
+        urgent = asyncio.ensure_future(writer.run(note("urgent"), urgent=True))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(in_progress, urgent, *queued)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert order == ["in progress", "urgent", *(f"queued {n}" for n in range(5))]

@@ -124,11 +124,11 @@ class Database:
         work: Callable[[sqlite3.Connection], T],
         *,
         one_statement: bool = False,
-        inline: bool = False,
+        urgent: bool = False,
     ) -> T:
-        """Runs `work` in a SQLite transaction on the writer thread, or `inline` on this one when
-        the writer is idle (see `SqliteWriter.run`)."""
-        result: T = await self._sqlite_writer().run(work, one_statement=one_statement, inline=inline)
+        """Runs `work` in a SQLite transaction on the writer thread; `urgent` work on this one
+        when the writer is idle, else ahead of queued work (see `SqliteWriter.run`)."""
+        result: T = await self._sqlite_writer().run(work, one_statement=one_statement, urgent=urgent)
         return result
 
     def _sqlite_writer(self) -> SqliteWriter:

@@ -9,14 +9,16 @@ Writes through SQLAlchemy sessions (`Database.write`) take their turn in the sam
 thread lets a session through (`hold`) and waits until it commits, so two writers of the file
 never meet in SQLite's busy wait.
 
-Short work on a path that waits for its answer (the guardrail check) may run `inline`: when the
-thread is idle, on the caller's thread over the same connection, which saves the two thread
-hand-overs that cost more than the work.
+Short work that a caller waits on (the guardrail check) may be `urgent`: when the thread is
+idle it runs on the caller's thread over the same connection, which saves the two thread
+hand-overs that cost more than the work; when the thread is busy it runs ahead of queued work
+(after the group in progress), so it does not wait behind a backlog of ingestion.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -26,7 +28,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from retrace_server.db import faults
 from retrace_server.db.background import ConnectionLoop
@@ -51,6 +53,9 @@ class _Job:
     released: threading.Event | None = None
 
 
+# Put in the queue after urgent work, to wake the thread for it; never run.
+_WAKE = cast(_Job, object())
+
 _Outcome = tuple[_Job, bool, Any]
 """A job, whether its work succeeded, and its result or exception."""
 
@@ -61,32 +66,38 @@ class SqliteWriter:
         self._inode = 0
         self._pragmas = pragmas
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._urgent: collections.deque[_Job] = collections.deque()
         self._held_back: _Job | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._checkpointer = _Checkpointer(self._open)
-        # Held by the thread while it works on a group (or lets a session write), and by an
-        # inline caller: whoever holds it owns `_connection`.
+        # Held by the thread while it works on a group (or lets a session write), and by a
+        # caller running urgent work itself: whoever holds it owns `_connection`.
         self._busy = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._busy_timeout_ms = 0
 
-    async def run(self, work: Work, *, one_statement: bool = False, inline: bool = False) -> Any:
+    async def run(self, work: Work, *, one_statement: bool = False, urgent: bool = False) -> Any:
         """Runs `work(connection)` inside a committed transaction; raises what it raised.
 
         Work that executes `one_statement` needs no savepoint, since SQLite undoes a failed
-        statement itself, nor a transaction of its own when nothing else is queued. `inline`
+        statement itself, nor a transaction of its own when nothing else is queued. `urgent`
         work runs on the caller's thread when the writer is idle (it blocks the caller for its
-        duration), and is queued otherwise.
+        duration), and otherwise ahead of the queued work.
         """
-        if inline:
+        if urgent:
             done, result = self._run_inline(work)
             if done:
                 return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._ensure_thread()
-        self._jobs.put(_Job(work, future, loop, one_statement))
+        job = _Job(work, future, loop, one_statement)
+        if urgent:
+            self._urgent.append(job)
+            self._jobs.put(_WAKE)
+        else:
+            self._jobs.put(job)
         return await future
 
     @contextlib.asynccontextmanager
@@ -125,7 +136,9 @@ class SqliteWriter:
         """(True, result) when `work` ran here; (False, None) when the thread is busy or has work
         queued, another process holds the file's write lock, or the log is due a restart (the
         thread's to do): then the caller queues it."""
-        if self._held_back is not None or not self._jobs.empty() or not self._busy.acquire(blocking=False):
+        if self._held_back is not None or self._urgent or not self._jobs.empty():
+            return False, None
+        if not self._busy.acquire(blocking=False):
             return False, None
         try:
             connection = self._connection
@@ -160,7 +173,7 @@ class SqliteWriter:
                 group, stopping = self._next_group()
                 with self._busy:
                     outcomes = self._work_on(group)
-                # Answered once the connection is free, so that a requester's next inline work
+                # Answered once the connection is free, so that a requester's next urgent work
                 # finds the writer idle.
                 for job, ok, value in outcomes:
                     _deliver(job, ok, value)
@@ -195,12 +208,17 @@ class SqliteWriter:
         return []
 
     def _next_group(self) -> tuple[list[_Job], bool]:
-        """Queued work, and whether to stop after it. A session's turn is a group of its own."""
+        """Urgent work, else queued work; and whether to stop after it. A session's turn is a
+        group of its own."""
+        if self._urgent:
+            return self._urgent_group(), False
         first, self._held_back = self._held_back, None
-        if first is None:
+        while first is None or first is _WAKE:
             first = self._jobs.get()
-        if first is None:
-            return [], True
+            if first is None:
+                return [], True
+            if first is _WAKE and self._urgent:
+                return self._urgent_group(), False
         group = [first]
         if first.released is not None:
             return group, False
@@ -211,11 +229,19 @@ class SqliteWriter:
                 break
             if job is None:
                 return group, True
+            if job is _WAKE:
+                continue
             if job.released is not None:
                 self._held_back = job
                 break
             group.append(job)
         return group, False
+
+    def _urgent_group(self) -> list[_Job]:
+        group: list[_Job] = []
+        while self._urgent and len(group) < MAX_GROUP:
+            group.append(self._urgent.popleft())
+        return group
 
     @staticmethod
     def _let_session_write(turn: _Job) -> None:

@@ -240,10 +240,10 @@ async def _check(db: Database, *, user_id: str, request: CheckRequest) -> dict[s
     cached = catalog.cached(database=db.url, user_id=user_id)
     now = utcnow()
     if db.is_sqlite:
-        # Inline: a check is a fraction of a millisecond of SQLite, less than the hand-over to
-        # the writer thread and back would cost the agent waiting for it.
+        # Urgent: an agent waits on it, and its fraction of a millisecond of SQLite costs less
+        # than the hand-over to the writer thread and back, or a place behind queued ingestion.
         outcome = await db.write_sqlite_direct(
-            functools.partial(direct_check.check, step=step, cached=cached, now=now), inline=True
+            functools.partial(direct_check.check, step=step, cached=cached, now=now), urgent=True
         )
     else:
         outcome = await direct_check.on_postgres(db, step=step, cached=cached, now=now)
