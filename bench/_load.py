@@ -9,18 +9,29 @@ import time
 from collections.abc import Callable, Iterable
 
 
+def _body_length(header_lines: Iterable[bytes]) -> int:
+    """The answer's Content-Length (these clients read no chunked answers)."""
+    length = 0
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            raise NotImplementedError(f"the server answered with Transfer-Encoding: {value.strip().decode()}")
+    return length
+
+
 async def post(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
 ) -> tuple[int, bytes]:
     """One POST on an open connection: its status and answer."""
     writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
     status_line = await reader.readline()
-    length = 0
+    header_lines = []
     while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-    return int(status_line.split()[1]), await reader.readexactly(length)
+        header_lines.append(line)
+    return int(status_line.split()[1]), await reader.readexactly(_body_length(header_lines))
 
 
 async def run_clients(
@@ -80,13 +91,7 @@ class BareConnection:
             self._receive()
         head_bytes, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
         lines = head_bytes.split(b"\r\n")
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-            elif name.strip().lower() == b"transfer-encoding":
-                raise NotImplementedError(f"{path} answered with Transfer-Encoding: {value.strip().decode()}")
+        length = _body_length(lines[1:])
         while len(self._buffer) < length:
             self._receive()
         answer, self._buffer = self._buffer[:length], self._buffer[length:]
